@@ -1,0 +1,47 @@
+"""The ``breastflow`` console command.
+
+Subcommands live one per module and are imported only when invoked, so
+``breastflow --help`` stays fast and a user who only ingests never imports
+torch. The table below is the single, explicit list of commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from breastflow import __version__
+
+# command name -> (module, attribute, one-line help). Explicit on purpose:
+# no module names are derived from strings typed by the user.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "phantom": ("breastflow.cli.phantom", "phantom", "Write a deterministic phantom DICOM cohort."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module_name}.{attribute} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="breastflow")
+def main() -> None:
+    """breastflow: breast-imaging DICOM -> de-identified Zarr -> GANs -> proven synthetic data."""

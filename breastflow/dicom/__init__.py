@@ -1,0 +1,1 @@
+"""Reading scanner DICOM: discovery, grouping into studies/series, series classification and validated volumes."""

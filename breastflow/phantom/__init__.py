@@ -1,0 +1,1 @@
+"""Deterministic multi-vendor breast DCE-MRI and mammography phantom cohorts."""

@@ -1,0 +1,82 @@
+"""Typed configuration of a phantom cohort (validated once, saved beside it)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Profile(str, Enum):
+    """Size profile. ``TINY`` is for tests and demos (64-96 matrix, few slices);
+    ``REALISTIC`` matches Duke-Breast-Cancer-MRI scale (320/448/512 matrix,
+    ~100-180 slices) and clinical mammogram matrices."""
+
+    TINY = "tiny"
+    REALISTIC = "realistic"
+
+
+class Modality(str, Enum):
+    """What a phantom study holds: a bilateral DCE-MRI exam or a 4-view mammogram."""
+
+    MRI = "mri"
+    MAMMO = "mammo"
+
+
+class TransferSyntax(str, Enum):
+    """Transfer syntaxes the phantom writer can emit (all lossless)."""
+
+    EXPLICIT_LE = "explicit-le"
+    JPEG2000_LOSSLESS = "jpeg2000-lossless"
+    JPEGLS_LOSSLESS = "jpegls-lossless"
+    RLE = "rle"
+
+    @property
+    def uid(self) -> str:
+        import pydicom.uid
+
+        return {
+            TransferSyntax.EXPLICIT_LE: pydicom.uid.ExplicitVRLittleEndian,
+            TransferSyntax.JPEG2000_LOSSLESS: pydicom.uid.JPEG2000Lossless,
+            TransferSyntax.JPEGLS_LOSSLESS: pydicom.uid.JPEGLSLossless,
+            TransferSyntax.RLE: pydicom.uid.RLELossless,
+        }[self]
+
+
+class LesionClass(str, Enum):
+    """Lesion class, as in paper 001's conditioning labels (healthy = no lesion)."""
+
+    BENIGN = "benign"
+    MALIGNANT = "malignant"
+
+
+class CurveType(str, Enum):
+    """Delayed-phase shape of a time-intensity curve (BI-RADS MRI lexicon)."""
+
+    PERSISTENT = "persistent"
+    PLATEAU = "plateau"
+    WASHOUT = "washout"
+
+
+class PhantomConfig(BaseModel):
+    """Everything that determines a cohort; the same config gives byte-identical files.
+
+    Attributes:
+        studies: number of studies (>= 1).
+        seed: master seed; study ``i`` draws from ``SeedSequence([seed, i])`` so
+            studies are independent of each other and of the cohort size.
+        profile: size profile.
+        modality: MRI (DCE) or mammography.
+        transfer_syntaxes: syntaxes to write; studies cycle through them in order,
+            so ``[explicit-le]`` (default) writes uncompressed files only.
+        t2_fraction: share of MRI studies that also get a T2-weighted series.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    studies: int = Field(ge=1, le=100_000)
+    seed: int = Field(ge=0)
+    profile: Profile = Profile.TINY
+    modality: Modality = Modality.MRI
+    transfer_syntaxes: tuple[TransferSyntax, ...] = (TransferSyntax.EXPLICIT_LE,)
+    t2_fraction: float = Field(default=0.3, ge=0.0, le=1.0)

@@ -1,0 +1,1 @@
+"""Checkpoint selection: SAMe (Scaled Aggregate Measure) over per-checkpoint metric tables."""
