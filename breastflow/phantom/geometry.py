@@ -122,3 +122,17 @@ def make_grid(
         slice_thickness=float(slice_thickness),
         origin=tuple(float(v) for v in origin),  # type: ignore[arg-type]
     )
+
+
+def slab(grid: Grid, k0: int, k1: int) -> Grid:
+    """The sub-grid of slices ``k0 <= k < k1`` of ``grid``.
+
+    Raises:
+        ValueError: on an empty or out-of-range slice interval.
+    """
+    if not 0 <= k0 < k1 <= grid.n_slices:
+        raise ValueError(f"slab [{k0}, {k1}) outside 0..{grid.n_slices}")
+    x0, y0, z0 = grid.origin
+    return Grid(rows=grid.rows, cols=grid.cols, n_slices=k1 - k0, pixel_spacing=grid.pixel_spacing,
+                slice_spacing=grid.slice_spacing, slice_thickness=grid.slice_thickness,
+                origin=(x0, y0, z0 + k0 * grid.slice_spacing))

@@ -24,9 +24,12 @@ class StudyResult:
         lesions: one row per lesion (may be empty).
         phi_values: every identifying string written into this study's headers.
         n_files: number of DICOM files written.
+        phi: optional detail of ``phi_values``: DICOM keyword -> value (or list of
+            values) of every PHI attribute written, stored in ``phi.json``.
     """
 
     study: dict[str, object]
     lesions: list[dict[str, object]] = field(default_factory=list)
     phi_values: list[str] = field(default_factory=list)
     n_files: int = 0
+    phi: dict[str, object] = field(default_factory=dict)
