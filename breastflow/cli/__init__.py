@@ -17,6 +17,10 @@ from breastflow import __version__
 # no module names are derived from strings typed by the user.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "phantom": ("breastflow.cli.phantom", "phantom", "Write a deterministic phantom DICOM cohort."),
+    "ingest": ("breastflow.cli.ingest", "ingest", "Ingest DICOM into the de-identified Zarr store (Dask)."),
+    "catalog": ("breastflow.cli.ingest", "catalog", "Print the store's catalog of studies and series."),
+    "same": ("breastflow.cli.metrics", "same", "Rank candidate checkpoints by SAMe and print the choice."),
+    "evaluate": ("breastflow.cli.metrics", "evaluate", "Evaluate a synthetic image folder against a real one."),
 }
 
 

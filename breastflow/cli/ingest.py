@@ -1,0 +1,93 @@
+"""``breastflow ingest`` and ``breastflow catalog``: DICOM -> de-identified Zarr store, and its table."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from breastflow.ingest.report import Outcome
+
+
+@click.command("ingest")
+@click.argument("source")
+@click.argument("store")
+@click.option("--workers", type=click.IntRange(1, 512), default=2, show_default=True,
+              help="LocalCluster worker processes (ignored with --scheduler).")
+@click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://host:8786.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Patient-level split seed (must match the store's once set).")
+@click.option("--threads", is_flag=True, help="Use a LocalCluster of threads instead of processes.")
+@click.option("--shard-slices", type=click.IntRange(1), default=16, show_default=True,
+              help="Axial slices per shard (storage object).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the full operator report (with source paths) to this local JSON file.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(source: str, store: str, workers: int, scheduler: str | None, seed: int, threads: bool,
+           shard_slices: int, report_path: str | None, quiet: bool) -> None:
+    """Ingest DICOM under SOURCE (folder or s3:// URL) into the Zarr STORE (folder or s3:// URL).
+
+    Needs BREASTFLOW_PSEUDONYM_KEY. Exit status: 0 everything landed (or was
+    already there), 3 partial (some input quarantined or failed), 1 failure.
+    """
+    from tqdm import tqdm
+
+    from breastflow.deid.pseudonym import PseudonymKeyError
+    from breastflow.ingest.config import ClusterConfig, IngestConfig
+    from breastflow.ingest.pipeline import run_ingest
+    from breastflow.store.splits import SplitConfig
+    from breastflow.store.zarr_io import ArrayLayout
+
+    config = IngestConfig(
+        cluster=ClusterConfig(scheduler=scheduler, workers=workers, processes=not threads),
+        array_layout=ArrayLayout(shard_slices=shard_slices),
+        splits=SplitConfig(seed=seed),
+    )
+    bar = tqdm(total=0, unit="series", disable=quiet, file=sys.stderr, desc="ingest")
+
+    def on_plan(plan) -> None:  # type: ignore[no-untyped-def]
+        bar.reset(total=len(plan.jobs))
+        bar.write(f"found {plan.n_files} files: {len(plan.jobs)} series to ingest, "
+                  f"{sum(o.outcome is Outcome.SKIPPED for o in plan.outcomes)} already in the store")
+
+    try:
+        report = run_ingest(source, store, config, progress=lambda _: bar.update(1), on_plan=on_plan)
+    except (PseudonymKeyError, FileNotFoundError, ValueError) as err:
+        bar.close()
+        raise click.ClickException(str(err)) from err
+    bar.close()
+    summary = report.summary()
+    click.echo(f"new {summary['new']}, skipped {summary['skipped']}, quarantined {summary['quarantined']}, "
+               f"failed {summary['failed']}, ignored {summary['ignored']} "
+               f"({summary['slices_written']} slices, {summary['seconds']} s; run {report.run_id})")
+    for entry in report.quarantined + report.failed:
+        click.echo(f"  {entry.outcome.value} [{entry.reason}] {entry.where}: {entry.message}")
+    if report_path:
+        with open(report_path, "w", encoding="utf-8") as handle:
+            json.dump(report.to_operator_dict(), handle, indent=1)
+    sys.exit(int(report.exit_status()))
+
+
+@click.command("catalog")
+@click.argument("store")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+def catalog(store: str, as_json: bool) -> None:
+    """Print the catalog of STORE: one row per committed series, with study columns and split."""
+    from breastflow.store.catalog import read_catalog
+    from breastflow.store.fs import StoreLocation
+
+    frame = read_catalog(StoreLocation.from_url(store))
+    if as_json:
+        click.echo(frame.to_json(orient="records", indent=1))
+        return
+    if frame.empty:
+        click.echo("catalog is empty (nothing committed yet)")
+        return
+    shown = frame[["study", "series", "split", "vendor", "field_strength_t", "phase_offset_s", "z", "y", "x",
+                   "dtype"]].copy()
+    shown["study"] = shown["study"].str.slice(0, 12)
+    click.echo(shown.to_string(index=False))
+    click.echo(f"{frame.study.nunique()} studies, {len(frame)} series, "
+               f"{frame.patient.nunique()} patients; splits: "
+               + ", ".join(f"{k} {v}" for k, v in frame.drop_duplicates("patient").split.value_counts().items()))

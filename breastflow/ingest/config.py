@@ -1,0 +1,49 @@
+"""Typed configuration of an ingest run (validated once, saved in the run report)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from breastflow.store.splits import SplitConfig
+from breastflow.store.zarr_io import ArrayLayout
+
+
+class ClusterConfig(BaseModel):
+    """Where the Dask work runs.
+
+    Attributes:
+        scheduler: address of a running Dask scheduler (``tcp://host:8786``);
+            ``None`` starts a LocalCluster.
+        workers: LocalCluster worker count.
+        threads_per_worker: 1 keeps at most one series in a worker's memory.
+        processes: LocalCluster with worker processes (True) or threads (False).
+        memory_limit: per-worker memory limit for the LocalCluster (Dask syntax).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scheduler: str | None = None
+    workers: int = Field(default=2, ge=1, le=512)
+    threads_per_worker: int = Field(default=1, ge=1, le=64)
+    processes: bool = True
+    memory_limit: str = "auto"
+
+
+class IngestConfig(BaseModel):
+    """Everything that shapes an ingest run except where from and where to.
+
+    Attributes:
+        cluster: Dask cluster settings.
+        array_layout: chunking/sharding/compression of written arrays.
+        splits: patient-level split seed and fractions.
+        retries: Dask retries of a series task after an unexpected (e.g. storage) error.
+        probe_batch: files per header-probing task.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cluster: ClusterConfig = ClusterConfig()
+    array_layout: ArrayLayout = ArrayLayout()
+    splits: SplitConfig = SplitConfig()
+    retries: int = Field(default=2, ge=0, le=10)
+    probe_batch: int = Field(default=256, ge=1)

@@ -1,0 +1,107 @@
+"""The store layout: the ONE place that says where everything lives in a store.
+
+A store is a Zarr v3 hierarchy on a local path or an ``s3://`` prefix::
+
+    <store>/
+      zarr.json                                 root group; attrs["breastflow_store"] = format version
+      studies/<study>/zarr.json                 study group; PHI-free study attrs, lesion boxes
+      studies/<study>/<series>/zarr.json        OME-Zarr (NGFF 0.5) image group of one series
+      studies/<study>/<series>/0/...            full-resolution array (Z, Y, X), native int dtype
+      studies/<study>/masks/<mask>/...          OME-Zarr image group of a mask (uint8, same grid)
+      commits/<study>/<series>.json             commit marker: the series is visible iff it exists
+      catalog/catalog.parquet                   one row per committed series (see catalog.py)
+      reports/ingest/<run_id>.json              PHI-free ingest reports and quarantine lists
+      checkpoints/<model>/<run>/                reserved: GAN checkpoints (training stages)
+      synthetic/<run>/                          reserved: synthetic outputs of a run
+      eval/<cache_key>/                         reserved: evaluation caches, keyed by content
+
+``<study>`` is the keyed study pseudonym, ``<series>`` a :class:`SeriesRole`
+name such as ``pre``, ``post_2``, ``t2`` or ``mammo_l_cc``.
+
+Commit scheme. Object stores have no atomic rename, so a series is written in
+place and *committed* by writing a small JSON marker last (one PUT, atomic on
+S3; ``os.replace`` locally). Readers and the catalog only trust committed
+series; an uncommitted array left by a crash is overwritten by the next run.
+"""
+
+from __future__ import annotations
+
+import re
+
+STORE_FORMAT_VERSION = 1
+ROOT_ATTR = "breastflow_store"
+
+STUDIES = "studies"
+COMMITS = "commits"
+CATALOG_DIR = "catalog"
+CATALOG_FILE = f"{CATALOG_DIR}/catalog.parquet"
+REPORTS = "reports/ingest"
+MASKS = "masks"
+FULL_RESOLUTION = "0"  # NGFF dataset path of the full-resolution level
+
+# Prefixes reserved for later stages; nothing else may write there.
+CHECKPOINTS = "checkpoints"
+SYNTHETIC = "synthetic"
+EVAL = "eval"
+RESERVED_PREFIXES = (STUDIES, COMMITS, CATALOG_DIR, "reports", CHECKPOINTS, SYNTHETIC, EVAL)
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+
+
+def check_name(value: str, what: str) -> str:
+    """Return ``value`` if it is a safe path component (lower-case, digits, ``_``, ``-``).
+
+    Raises:
+        ValueError: ``value`` could escape its prefix or is not a plain name.
+    """
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid store name: use 1-64 characters of "
+            "[a-z0-9_-], starting with a letter or digit"
+        )
+    return value
+
+
+def study_group(study: str) -> str:
+    """Path of a study's group."""
+    return f"{STUDIES}/{check_name(study, 'study pseudonym')}"
+
+
+def series_group(study: str, series: str) -> str:
+    """Path of a series' OME-Zarr image group."""
+    return f"{study_group(study)}/{check_name(series, 'series role')}"
+
+
+def series_array(study: str, series: str) -> str:
+    """Path of a series' full-resolution array ``(Z, Y, X)``."""
+    return f"{series_group(study, series)}/{FULL_RESOLUTION}"
+
+
+def mask_group(study: str, mask: str) -> str:
+    """Path of a mask's OME-Zarr image group beside the study's series."""
+    return f"{study_group(study)}/{MASKS}/{check_name(mask, 'mask name')}"
+
+
+def commit_marker(study: str, series: str) -> str:
+    """Path of a series' commit marker."""
+    return f"{COMMITS}/{check_name(study, 'study pseudonym')}/{check_name(series, 'series role')}.json"
+
+
+def report_file(run_id: str) -> str:
+    """Path of an ingest run's PHI-free report."""
+    return f"{REPORTS}/{check_name(run_id, 'run id')}.json"
+
+
+def checkpoint_dir(model: str, run: str) -> str:
+    """Reserved: where a GAN model's checkpoints of one run live."""
+    return f"{CHECKPOINTS}/{check_name(model, 'model')}/{check_name(run, 'run')}"
+
+
+def synthetic_dir(run: str) -> str:
+    """Reserved: where the synthetic outputs of one run live."""
+    return f"{SYNTHETIC}/{check_name(run, 'run')}"
+
+
+def eval_cache_dir(cache_key: str) -> str:
+    """Reserved: an evaluation cache, keyed by the content hash of its inputs."""
+    return f"{EVAL}/{check_name(cache_key, 'cache key')}"

@@ -1,0 +1,1 @@
+"""Thin Prefect tasks: one call into breastflow each, retries and caching declared in the decorator."""
