@@ -1,0 +1,55 @@
+"""The main job end to end: phantom -> store (real Dask LocalCluster) -> baseline metrics."""
+
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+
+from breastflow.deid.pseudonym import KEY_ENV_VAR
+from breastflow.demo import POST1, PRE, run_demo
+
+
+def _dicom_volume(folder):
+    slices = [pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))]
+    slices.sort(key=lambda d: float(d.ImagePositionPatient[2]))
+    return np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in slices])
+
+
+@pytest.mark.integration
+def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV_VAR, raising=False)
+    first = run_demo(tmp_path, studies=3, seed=5, workers=1)
+    cohort = pd.read_csv(first.cohort_dir / "cohort.csv")
+    n_series = int((cohort["n_post_phases"] + 1 + cohort["has_t2"].astype(int)).sum())
+    assert first.ingest_summary["new"] == n_series
+    assert first.ingest_summary["quarantined"] == first.ingest_summary["failed"] == 0
+    key_file = tmp_path / "pseudonym.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert KEY_ENV_VAR not in os.environ  # the demo key does not leak into the caller's environment
+
+    # The identity baseline's MSE equals one computed straight from the DICOM files.
+    assert list(first.baselines.index) == ["identity", "linear"]
+    # With seed 5 all three patients fall in train, so the demo evaluates all studies.
+    assert first.eval_set == "all"
+    expected = []
+    for row in cohort.itertuples():
+        pre = _dicom_volume(first.cohort_dir / row.dicom_dir / str(row.pre_series_number))
+        post = _dicom_volume(first.cohort_dir / row.dicom_dir / str(row.post_series_numbers).split(";")[0])
+        scale = np.percentile(pre, 99)
+        expected.append(((pre / scale - post / scale) ** 2).mean(axis=(1, 2)))
+    assert first.baselines.loc["identity", "mse"] == pytest.approx(np.concatenate(expected).mean(), rel=1e-9)
+    assert first.same_choice in {"identity", "linear"}
+
+    again = run_demo(tmp_path, studies=3, seed=5, workers=1)
+    assert again.ingest_summary["new"] == 0
+    assert again.ingest_summary["skipped"] == n_series
+    pd.testing.assert_frame_equal(again.baselines, first.baselines)
+    assert {PRE, POST1} <= set(again.catalog["series"])
+
+
+def test_demo_refuses_a_single_study(tmp_path):
+    with pytest.raises(ValueError, match="at least 2 studies"):
+        run_demo(tmp_path, studies=1)
