@@ -20,19 +20,17 @@ def _dicom_volume(folder):
 
 @pytest.mark.integration
 def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch):
-    monkeypatch.delenv(KEY_ENV_VAR, raising=False)
+    monkeypatch.setenv(KEY_ENV_VAR, "k" * 64)  # fixed key: pseudonyms, hence splits, are deterministic
     first = run_demo(tmp_path, studies=3, seed=5, workers=1)
     cohort = pd.read_csv(first.cohort_dir / "cohort.csv")
     n_series = int((cohort["n_post_phases"] + 1 + cohort["has_t2"].astype(int)).sum())
     assert first.ingest_summary["new"] == n_series
     assert first.ingest_summary["quarantined"] == first.ingest_summary["failed"] == 0
-    key_file = tmp_path / "pseudonym.key"
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert KEY_ENV_VAR not in os.environ  # the demo key does not leak into the caller's environment
+    assert not (tmp_path / "pseudonym.key").exists()
 
     # The identity baseline's MSE equals one computed straight from the DICOM files.
     assert list(first.baselines.index) == ["identity", "linear"]
-    # With seed 5 all three patients fall in train, so the demo evaluates all studies.
+    # With this key all three patients fall in train, so the demo evaluates all studies.
     assert first.eval_set == "all"
     expected = []
     for row in cohort.itertuples():
@@ -53,3 +51,18 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch):
 def test_demo_refuses_a_single_study(tmp_path):
     with pytest.raises(ValueError, match="at least 2 studies"):
         run_demo(tmp_path, studies=1)
+
+
+def test_demo_key_file_is_private_stable_and_scoped(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV_VAR, raising=False)
+    from breastflow.demo import demo_key
+
+    with demo_key(tmp_path) as from_file:
+        assert from_file
+        first_key = os.environ[KEY_ENV_VAR]
+    key_file = tmp_path / "pseudonym.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert KEY_ENV_VAR not in os.environ  # does not leak into the caller's environment
+    with demo_key(tmp_path):
+        assert os.environ[KEY_ENV_VAR] == first_key == key_file.read_text()
+    assert len(bytes.fromhex(first_key)) == 32
