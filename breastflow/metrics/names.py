@@ -31,11 +31,39 @@ PAIRED_METRICS: tuple[str, ...] = (MSE, MAE, PSNR, SSIM, MS_SSIM)
 FRECHET_METRIC_FOR_EXTRACTOR: dict[str, str] = {
     "inception": FID_IMG,
     "radimagenet": FID_RAD,
-    "radiomics": FRD,
+    "radiomics": FRD,  # FRD v1 (frd-score default)
+    "radiomics-v0": FRD,
 }
 
 #: Metrics where a larger value means better synthetic data.
 HIGHER_IS_BETTER: frozenset[str] = frozenset({PSNR, SSIM, MS_SSIM})
+
+# Set-level metrics of the other seeds and the project's own checks
+# (nn_accuracy, moments, swd, diversity, privacy, kinetics modules).
+NN_ACCURACY = "nn_accuracy"
+NN_ACCURACY_REAL = "nn_accuracy_real"
+NN_ACCURACY_FAKE = "nn_accuracy_fake"
+NN_ACCURACY_GAP = "nn_accuracy_gap"  # |nn_accuracy - 0.5|; 0 is ideal
+MOMENTS_W1 = "moments_w1"
+SWD = "swd"
+PRECISION = "precision"
+RECALL = "recall"
+DENSITY = "density"
+COVERAGE = "coverage"
+PRIVACY_CLOSE_SHARE = "privacy_close_share"
+KINETICS_CURVE_ACCURACY = "kinetics_curve_accuracy"
+KINETICS_CURVE_KAPPA = "kinetics_curve_kappa"
+SAME = "same"
+
+HIGHER_IS_BETTER = HIGHER_IS_BETTER | {
+    PRECISION, RECALL, DENSITY, COVERAGE, KINETICS_CURVE_ACCURACY, KINETICS_CURVE_KAPPA,
+}
+#: Metrics where a smaller value means better synthetic data. A metric in
+#: neither set (e.g. the raw 1-NN accuracy, ideal 0.5) has no direction and
+#: cannot be ranked by SAMe.
+LOWER_IS_BETTER: frozenset[str] = frozenset({
+    MSE, MAE, LPIPS, FID_IMG, FID_RAD, FRD, NN_ACCURACY_GAP, MOMENTS_W1, SWD, PRIVACY_CLOSE_SHARE,
+})
 
 SD_SUFFIX = "_sd"
 

@@ -1,0 +1,223 @@
+"""``radiomics`` / ``radiomics-v0``: features of the Fréchet Radiomics Distance (FRD).
+
+FRD (Osuala, Konz et al.; package ``frd-score``) compares PyRadiomics
+features of two image sets. Both versions are reproduced as frd-score 1.0.x
+computes them for 2-D images without masks:
+
+* **v0** (``radiomics-v0``): Original image only, feature classes firstorder,
+  glcm, glrlm, gldm, glszm, ngtdm, shape, shape2D with settings
+  ``correctMask=True, minimumROIDimensions=1``; full-image mask; features
+  min-max normalised jointly over both sets to ``[0, 7.4567...]`` (constant
+  features -> mid-range, NaN -> mid-range); the raw squared Fréchet distance.
+* **v1** (``radiomics``, frd-score's default): Original + LoG (sigma 2-5) +
+  Wavelet images, the extraction_2d.yaml settings (normalize, 2 mm
+  resampling, binWidth 5, ...); the image as a (1, H, W) volume and a
+  full-image mask with its corner voxel off; numeric diagnostics kept as
+  features; images with any NaN feature dropped; float32; z-scores w.r.t. the
+  real (first) set; columns with NaN/inf dropped; ``log(d^2)``.
+
+No weights are needed. Radiomic features depend on absolute intensities, so
+images enter unwindowed and at their stored size: the preprocessing protocol
+is recorded but not applied. Per-image extraction is parallelised over a
+process pool (``num_workers``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from breastflow.metrics.features.base import EXTRACTORS, FeatureExtractor, as_image_batch
+from breastflow.metrics.protocols import Protocol
+
+V0_SETTINGS = {"correctMask": True, "minimumROIDimensions": 1}
+V0_FEATURE_CLASSES = ["firstorder", "glcm", "glrlm", "gldm", "glszm", "ngtdm", "shape", "shape2D"]
+V0_NORM_RANGE = (0.0, 7.45670747756958)
+V1_GLCM = [
+    "Autocorrelation", "JointAverage", "ClusterProminence", "ClusterShade", "ClusterTendency", "Contrast",
+    "Correlation", "DifferenceAverage", "DifferenceEntropy", "DifferenceVariance", "JointEnergy", "JointEntropy",
+    "Imc1", "Imc2", "Idm", "Idmn", "Id", "Idn", "InverseVariance", "MaximumProbability", "SumEntropy", "SumSquares",
+]  # fmt: skip
+#: frd-score's ``configs/extraction_2d.yaml`` as a dict.
+V1_PARAMS = {
+    "imageType": {"Original": {}, "LoG": {"sigma": [2.0, 3.0, 4.0, 5.0]}, "Wavelet": {}},
+    "featureClass": {"firstorder": None, "glcm": V1_GLCM, "glrlm": None, "glszm": None, "ngtdm": None},
+    "setting": {
+        "normalize": True, "normalizeScale": 100, "interpolator": "sitkBSpline", "resampledPixelSpacing": [2, 2, 0],
+        "padDistance": 10, "preCrop": True, "force2D": True, "force2Ddimension": 0, "binWidth": 5,
+        "voxelArrayShift": 300, "label": 1,
+    },
+}  # fmt: skip
+
+_EXTRACTORS_BY_VERSION: dict[str, object] = {}
+
+
+def _pyradiomics_extractor(version: str):
+    """One PyRadiomics extractor per process and version."""
+    if version not in _EXTRACTORS_BY_VERSION:
+        try:
+            import radiomics
+            from radiomics import featureextractor
+        except ImportError as exc:
+            raise ImportError(
+                "the radiomics extractor needs PyRadiomics: pip install pyradiomics-bhklab SimpleITK"
+            ) from exc
+        radiomics.setVerbosity(60)
+        logging.getLogger("radiomics").setLevel(logging.ERROR)
+        if version == "v0":
+            params = {"setting": dict(V0_SETTINGS), "featureClass": {c: [] for c in V0_FEATURE_CLASSES}}
+        else:
+            params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in V1_PARAMS.items()}
+        _EXTRACTORS_BY_VERSION[version] = featureextractor.RadiomicsFeatureExtractor(params)
+    return _EXTRACTORS_BY_VERSION[version]
+
+
+def radiomics_features(image: np.ndarray, version: str) -> dict[str, float]:
+    """PyRadiomics features of one 2-D image with a full-image mask, as frd-score extracts them.
+
+    Args:
+        image: ``(H, W)`` intensities (any real dtype; used as float32).
+        version: ``"v0"`` or ``"v1"``.
+
+    Returns:
+        Ordered ``{feature_name: value}``.
+    """
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(np.asarray(image, dtype=np.float32))
+    mask_arr = np.ones(image.shape, dtype=np.uint8)
+    if version == "v0":
+        mask = sitk.GetImageFromArray(mask_arr)
+        mask.CopyInformation(img)
+    else:
+        mask_arr[0, 0] = 0  # pyradiomics full-mask workaround (frd-score v1)
+        spacing = (*img.GetSpacing(), 1.0)
+        img = sitk.GetImageFromArray(np.asarray(image, dtype=np.float32)[None])
+        img.SetSpacing(spacing)
+        mask = sitk.GetImageFromArray(mask_arr[None])
+        mask.SetSpacing(spacing)
+    output = _pyradiomics_extractor(version).execute(img, mask)
+    feats: dict[str, float] = {}
+    for key, value in output.items():
+        if "diagnostics" not in key:
+            feats[key.replace("original_", "")] = float(value)
+        elif version == "v1":
+            try:
+                feats[key] = float(value)
+            except (TypeError, ValueError):
+                pass
+    return feats
+
+
+def _features_of(args: tuple[np.ndarray, str]) -> list[float]:
+    image, version = args
+    return list(radiomics_features(image, version).values())
+
+
+def frd_v0_normalize(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Joint min-max to ``V0_NORM_RANGE``; constant columns -> mid-range; NaN -> mid-range."""
+    lo, hi = V0_NORM_RANGE
+    base = np.concatenate([real, fake])
+    with np.errstate(all="ignore"):
+        mn, mx = np.nanmin(base, 0), np.nanmax(base, 0)
+    outs = []
+    for f in (real, fake):
+        g = f.copy()
+        ok = ~np.isnan(mn) & ~np.isnan(mx)
+        const = ok & (mx - mn == 0)
+        scale = ok & ~const
+        g[:, const] = 0.5 * (hi - lo) + lo
+        g[:, scale] = (f[:, scale] - mn[scale]) / (mx[scale] - mn[scale]) * (hi - lo) + lo
+        g[np.isnan(g)] = (lo + hi) / 2
+        outs.append(g)
+    return outs[0], outs[1]
+
+
+def frd_v1_normalize(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop NaN rows, cast to float32, z-score w.r.t. the real set, drop NaN/inf columns."""
+    sets = [f[~np.isnan(f).any(1)].astype(np.float32) for f in (real, fake)]
+    with np.errstate(all="ignore"):
+        mean, std = np.nanmean(sets[0], 0), np.nanstd(sets[0], 0)
+        outs = []
+        for f in sets:
+            g = f.copy()
+            ok = ~np.isnan(mean) & ~np.isnan(std)
+            g[:, ok] = (f[:, ok] - mean[ok]) / std[ok]
+            outs.append(g)
+    bad = np.zeros(outs[0].shape[1], dtype=bool)
+    for g in outs:
+        bad |= ~np.isfinite(g).all(0)
+    return outs[0][:, ~bad], outs[1][:, ~bad]
+
+
+class _RadiomicsBase(FeatureExtractor):
+    version: ClassVar[str]
+    native_size = 0  # unused: images keep their stored size
+    channels = 1
+
+    def __init__(self, weights: Path | None, device: torch.device, num_workers: int | None = None) -> None:
+        if weights is not None:
+            raise ValueError(f"{self.name} needs no weights, got weights={weights}")
+        self.device = device
+        self.num_workers = num_workers if num_workers is not None else int(os.environ.get("BREASTFLOW_RADIOMICS_WORKERS", "1"))
+
+    def weights_id(self) -> str:
+        import radiomics
+
+        return f"pyradiomics-{radiomics.__version__}-frd-{self.version}"
+
+    def features_from_batch(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - extract() is overridden
+        raise NotImplementedError("radiomics features are computed per image by extract()")
+
+    def extract(
+        self, images: torch.Tensor | np.ndarray, protocol: Protocol, data_range: float | None, batch_size: int = 32
+    ) -> np.ndarray:
+        """Per-image radiomic features ``(N, D)``; ``(N, 1, H, W)`` or ``(N, H, W)`` input, raw intensities.
+
+        Raises:
+            ValueError: multi-channel images or NaN values.
+        """
+        batch = as_image_batch(images)
+        if batch.shape[1] != 1:
+            raise ValueError(f"radiomics needs single-channel images, got {batch.shape[1]} channels")
+        arrays = batch[:, 0].detach().cpu().numpy()
+        if not np.isfinite(arrays).all():
+            raise ValueError("images contain NaN or inf values")
+        jobs = [(a, self.version) for a in arrays]
+        if self.num_workers <= 1:
+            rows = [_features_of(j) for j in jobs]
+        else:
+            with ProcessPoolExecutor(self.num_workers) as pool:
+                rows = list(pool.map(_features_of, jobs, chunksize=max(1, len(jobs) // (4 * self.num_workers))))
+        return np.asarray(rows, dtype=np.float64)
+
+
+@EXTRACTORS.register("radiomics")
+class RadiomicsV1Extractor(_RadiomicsBase):
+    """FRD v1 features (frd-score default); distance reported as ``log(d^2)``."""
+
+    name = "radiomics"
+    version = "v1"
+
+    def normalize_sets(self, real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return frd_v1_normalize(real, fake)
+
+    def finalize_distance(self, squared_distance: float) -> float:
+        return float(np.log(squared_distance)) if squared_distance > 0 else float("-inf")
+
+
+@EXTRACTORS.register("radiomics-v0")
+class RadiomicsV0Extractor(_RadiomicsBase):
+    """FRD v0 features; distance reported as the squared Fréchet distance."""
+
+    name = "radiomics-v0"
+    version = "v0"
+
+    def normalize_sets(self, real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return frd_v0_normalize(real, fake)
