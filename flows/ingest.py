@@ -18,11 +18,12 @@ import time
 from prefect import flow, get_run_logger
 from prefect_dask import DaskTaskRunner
 
+from breastflow.ingest.annotations import AnnotationOptions
 from breastflow.ingest.pipeline import failed_outcome, new_run_id
 from breastflow.store.fs import StoreLocation, storage_options_from_env
 from breastflow.store.splits import SplitConfig
 from breastflow.store.zarr_io import ArrayLayout
-from tasks.ingest import finalize_task, ingest_series_task, plan_task, publish_report_task
+from tasks.ingest import annotate_task, finalize_task, ingest_series_task, plan_task, publish_report_task
 
 SCHEDULER_ENV = "BREASTFLOW_DASK_SCHEDULER"
 
@@ -38,7 +39,8 @@ def dask_task_runner(address: str | None = None, workers: int = 2, processes: bo
 @flow(name="breastflow-ingest", task_runner=dask_task_runner(os.environ.get(SCHEDULER_ENV)),
       log_prints=False)
 def ingest_flow(source: str, store: str, seed: int = 0, shard_slices: int = 16,
-                key_secret_block: str | None = None) -> dict:
+                key_secret_block: str | None = None, annotations: str | None = None,
+                detect_annotations: bool = True, annotation_index_base: int = 0) -> dict:
     """Ingest every new series under ``source`` into ``store``; returns the PHI-free summary.
 
     Args:
@@ -48,6 +50,11 @@ def ingest_flow(source: str, store: str, seed: int = 0, shard_slices: int = 16,
         shard_slices: axial slices per shard.
         key_secret_block: name of a Prefect Secret block holding the pseudonym key;
             ``None`` reads ``BREASTFLOW_PSEUDONYM_KEY`` from the environment.
+        annotations: phantom folder or Duke-style table of lesion annotations
+            (see :mod:`breastflow.ingest.annotations`); ``None``: auto-detect.
+        detect_annotations: without ``annotations``, use the phantom layout around
+            ``source`` when ``source`` is ``<folder>/dicom`` (False: no annotations).
+        annotation_index_base: 0 or 1, the first index of the table's bounds.
     """
     started = time.perf_counter()
     logger = get_run_logger()
@@ -55,7 +62,8 @@ def ingest_flow(source: str, store: str, seed: int = 0, shard_slices: int = 16,
     loc = StoreLocation.from_url(store)
     source_options = storage_options_from_env(source)
     splits = SplitConfig(seed=seed)
-    plan = plan_task(source, loc, splits, key_secret_block, source_options)
+    options = AnnotationOptions(path=annotations, auto_detect=detect_annotations, index_base=annotation_index_base)
+    plan = plan_task(source, loc, splits, key_secret_block, source_options, options)
     logger.info("run %s: %d files, %d series to ingest, %d decided while planning",
                 run_id, plan.n_files, len(plan.jobs), len(plan.outcomes))
     layout = ArrayLayout(shard_slices=shard_slices)
@@ -65,6 +73,13 @@ def ingest_flow(source: str, store: str, seed: int = 0, shard_slices: int = 16,
         try:
             outcomes.append(future.result())
         except Exception as err:  # noqa: BLE001 - a failed series is reported, the run goes on
+            outcomes.append(failed_outcome(job, err))
+    # annotations are checked against the stored images, so they follow the series
+    futures = [annotate_task.submit(job, loc, layout, source_options) for job in plan.annotation_jobs]
+    for job, future in zip(plan.annotation_jobs, futures, strict=True):
+        try:
+            outcomes.append(future.result())
+        except Exception as err:  # noqa: BLE001 - a failed annotation is reported, the run goes on
             outcomes.append(failed_outcome(job, err))
     report = finalize_task(loc, plan, outcomes, splits, run_id, time.perf_counter() - started)
     publish_report_task(report)

@@ -13,6 +13,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from breastflow.ingest.annotation_job import AnnotationJob, ingest_annotation
+from breastflow.ingest.annotations import AnnotationOptions, load_annotation_source
 from breastflow.ingest.pipeline import ensure_split_seed, finalize_ingest
 from breastflow.ingest.plan import IngestPlan, SeriesJob, plan_ingest
 from breastflow.ingest.pseudonyms import Pseudonymiser
@@ -45,10 +47,12 @@ def _pseudonymiser(key_secret_block: str | None) -> Pseudonymiser:
 @task(retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_on_transient,
       cache_policy=NO_CACHE, persist_result=False)
 def plan_task(source: str, store: StoreLocation, splits: SplitConfig, key_secret_block: str | None = None,
-              source_options: dict | None = None) -> IngestPlan:
-    """Plan the run (headers only); records the split seed in the store on first use."""
+              source_options: dict | None = None,
+              annotations: AnnotationOptions = AnnotationOptions()) -> IngestPlan:
+    """Plan the run (headers and annotations); records the split seed in the store on first use."""
     ensure_split_seed(store, splits)
-    return plan_ingest(source, store, _pseudonymiser(key_secret_block), source_options)
+    return plan_ingest(source, store, _pseudonymiser(key_secret_block), source_options,
+                       annotations=load_annotation_source(annotations, source, source_options))
 
 
 @task(retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_on_transient,
@@ -57,6 +61,14 @@ def ingest_series_task(job: SeriesJob, store: StoreLocation, array_layout: Array
                        source_options: dict | None = None) -> SeriesOutcome:
     """Read, de-identify, write, verify and commit one series."""
     return ingest_series(job, store, array_layout, source_options)
+
+
+@task(retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_on_transient,
+      cache_policy=NO_CACHE, persist_result=False, task_run_name="{job.key}")
+def annotate_task(job: AnnotationJob, store: StoreLocation, array_layout: ArrayLayout,
+                  source_options: dict | None = None) -> SeriesOutcome:
+    """Validate one study's annotations against its stored images, write the mask and boxes, commit."""
+    return ingest_annotation(job, store, array_layout, source_options)
 
 
 @task(retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_on_transient,

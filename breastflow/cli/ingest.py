@@ -23,17 +23,28 @@ from breastflow.ingest.report import Outcome
               help="Axial slices per shard (storage object).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write the full operator report (with source paths) to this local JSON file.")
+@click.option("--annotations", "annotations_path", default=None, metavar="PATH",
+              help="Lesion annotations: a phantom folder (cohort.csv, lesions.csv, truth/) or a Duke-style "
+                   ".csv/.xlsx table (Patient ID, Start Row ... End Slice). Default: the phantom folder around "
+                   "SOURCE when SOURCE is <folder>/dicom and <folder> holds cohort.csv and lesions.csv.")
+@click.option("--no-annotations", is_flag=True, help="Ignore annotations, even a detected phantom layout.")
+@click.option("--annotation-index-base", type=click.IntRange(0, 1), default=0, show_default=True,
+              help="First index used by the annotation table's bounds (1 for 1-based tables).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(source: str, store: str, workers: int, scheduler: str | None, seed: int, threads: bool,
-           shard_slices: int, report_path: str | None, quiet: bool) -> None:
+           shard_slices: int, report_path: str | None, annotations_path: str | None, no_annotations: bool,
+           annotation_index_base: int, quiet: bool) -> None:
     """Ingest DICOM under SOURCE (folder or s3:// URL) into the Zarr STORE (folder or s3:// URL).
 
-    Needs BREASTFLOW_PSEUDONYM_KEY. Exit status: 0 everything landed (or was
-    already there), 3 partial (some input quarantined or failed), 1 failure.
+    Lesion boxes and masks are stored beside the images when annotations are
+    given or detected (see --annotations). Needs BREASTFLOW_PSEUDONYM_KEY.
+    Exit status: 0 everything landed (or was already there), 3 partial (some
+    input or annotation quarantined, or failed), 1 failure.
     """
     from tqdm import tqdm
 
     from breastflow.deid.pseudonym import PseudonymKeyError
+    from breastflow.ingest.annotations import AnnotationOptions
     from breastflow.ingest.config import ClusterConfig, IngestConfig
     from breastflow.ingest.pipeline import run_ingest
     from breastflow.store.splits import SplitConfig
@@ -44,22 +55,29 @@ def ingest(source: str, store: str, workers: int, scheduler: str | None, seed: i
         array_layout=ArrayLayout(shard_slices=shard_slices),
         splits=SplitConfig(seed=seed),
     )
+    if no_annotations and annotations_path:
+        raise click.UsageError("--annotations and --no-annotations exclude each other")
+    annotations = AnnotationOptions(path=annotations_path, auto_detect=not no_annotations,
+                                    index_base=annotation_index_base)
     bar = tqdm(total=0, unit="series", disable=quiet, file=sys.stderr, desc="ingest")
 
     def on_plan(plan) -> None:  # type: ignore[no-untyped-def]
-        bar.reset(total=len(plan.jobs))
-        bar.write(f"found {plan.n_files} files: {len(plan.jobs)} series to ingest, "
-                  f"{sum(o.outcome is Outcome.SKIPPED for o in plan.outcomes)} already in the store")
+        bar.reset(total=len(plan.jobs) + len(plan.annotation_jobs))
+        bar.write(f"found {plan.n_files} files: {len(plan.jobs)} series and {len(plan.annotation_jobs)} "
+                  f"annotated studies to ingest, {sum(o.outcome is Outcome.SKIPPED for o in plan.outcomes)} "
+                  "already in the store")
 
     try:
-        report = run_ingest(source, store, config, progress=lambda _: bar.update(1), on_plan=on_plan)
+        report = run_ingest(source, store, config, progress=lambda _: bar.update(1), on_plan=on_plan,
+                            annotations=annotations)
     except (PseudonymKeyError, FileNotFoundError, ValueError) as err:
         bar.close()
         raise click.ClickException(str(err)) from err
     bar.close()
     summary = report.summary()
     click.echo(f"new {summary['new']}, skipped {summary['skipped']}, quarantined {summary['quarantined']}, "
-               f"failed {summary['failed']}, ignored {summary['ignored']} "
+               f"failed {summary['failed']}, ignored {summary['ignored']}; annotations new "
+               f"{summary['annotations_new']}, skipped {summary['annotations_skipped']} "
                f"({summary['slices_written']} slices, {summary['seconds']} s; run {report.run_id})")
     for entry in report.quarantined + report.failed:
         click.echo(f"  {entry.outcome.value} [{entry.reason}] {entry.where}: {entry.message}")

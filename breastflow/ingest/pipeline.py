@@ -1,8 +1,9 @@
 """Run an ingest over a Dask cluster: plan, ingest series in parallel, finalize.
 
-``run_ingest`` is what the CLI calls. The Prefect flow composes the same three
-stages (:func:`plan_ingest`, :func:`ingest_series`, :func:`finalize_ingest`)
-as tasks on a DaskTaskRunner.
+``run_ingest`` is what the CLI calls. The Prefect flow composes the same
+stages (:func:`plan_ingest`, :func:`ingest_series`, then
+:func:`~breastflow.ingest.annotation_job.ingest_annotation` for annotated studies
+once their series are in, :func:`finalize_ingest`) as tasks on a DaskTaskRunner.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from breastflow.ingest.annotation_job import AnnotationJob, ingest_annotation
+from breastflow.ingest.annotations import AnnotationOptions, AnnotationSource, load_annotation_source
 from breastflow.ingest.config import ClusterConfig, IngestConfig
 from breastflow.ingest.plan import IngestPlan, SeriesJob, plan_ingest
 from breastflow.ingest.pseudonyms import Pseudonymiser
@@ -50,8 +53,8 @@ def ensure_split_seed(loc: StoreLocation, splits: SplitConfig) -> None:
                          "Use the store's seed (changing it would move patients between splits).")
 
 
-def failed_outcome(job: SeriesJob, err: BaseException) -> SeriesOutcome:
-    """The outcome of a series whose task failed for a reason other than its input."""
+def failed_outcome(job: SeriesJob | AnnotationJob, err: BaseException) -> SeriesOutcome:
+    """The outcome of a series (or annotation) task that failed for a reason other than its input."""
     reason = "worker-lost" if type(err).__name__ == "KilledWorker" else "storage-error"
     return SeriesOutcome(outcome=Outcome.FAILED, study=job.study, series=job.series, reason=reason,
                          where=job.where, where_ref=job.where_ref,
@@ -95,7 +98,8 @@ def dask_client(cluster: ClusterConfig) -> Iterator[object]:
 
 def run_ingest(source: str, store: str, config: IngestConfig = IngestConfig(), client: object | None = None,
                source_options: dict | None = None, store_options: dict | None = None,
-               progress: Progress | None = None, on_plan: Callable[[IngestPlan], None] | None = None) -> IngestReport:
+               progress: Progress | None = None, on_plan: Callable[[IngestPlan], None] | None = None,
+               annotations: AnnotationOptions = AnnotationOptions()) -> IngestReport:
     """Ingest every new series under ``source`` into ``store``.
 
     Args:
@@ -104,12 +108,14 @@ def run_ingest(source: str, store: str, config: IngestConfig = IngestConfig(), c
         config: cluster, layout, split and retry settings.
         client: an existing ``distributed.Client``; ``None`` opens one per ``config.cluster``.
         source_options, store_options: fsspec options (default: from the environment).
-        progress: called once per finished series; on_plan: called with the plan.
+        progress: called once per finished series or annotation; on_plan: called with the plan.
+        annotations: where lesion annotations come from (default: auto-detect a
+            phantom layout around ``source``, see :mod:`breastflow.ingest.annotations`).
 
     Raises:
         KeyError: ``BREASTFLOW_PSEUDONYM_KEY`` is not set.
-        FileNotFoundError: ``source`` does not exist.
-        ValueError: the split seed differs from the store's.
+        FileNotFoundError: ``source`` or the annotation path does not exist.
+        ValueError: the split seed differs from the store's; unusable annotation path.
     """
     started = time.perf_counter()
     from breastflow.store.fs import storage_options_from_env
@@ -118,19 +124,27 @@ def run_ingest(source: str, store: str, config: IngestConfig = IngestConfig(), c
     source_options = storage_options_from_env(source) if source_options is None else source_options
     pseudo = Pseudonymiser.from_env()
     ensure_split_seed(loc, config.splits)
-    run_id = new_run_id()
+    annotation_source = load_annotation_source(annotations, source, source_options)  # fails before any work
     if client is None:
         with dask_client(config.cluster) as owned:
-            return run_ingest(source, store, config, owned, source_options, loc.storage_options, progress, on_plan)
-    from distributed import as_completed
+            return _run_on(owned, source, loc, config, source_options, pseudo, annotation_source, progress, on_plan,
+                           started)
+    return _run_on(client, source, loc, config, source_options, pseudo, annotation_source, progress, on_plan, started)
 
+
+def _run_on(client, source: str, loc: StoreLocation, config: IngestConfig,  # noqa: ANN001 - distributed.Client
+            source_options: dict, pseudo: Pseudonymiser, annotation_source: AnnotationSource | None,
+            progress: Progress | None, on_plan: Callable[[IngestPlan], None] | None, started: float) -> IngestReport:
+    """Plan, ingest the series, then the annotations, on ``client``; finalize."""
     from breastflow.dicom.discover import probe_headers
+
+    run_id = new_run_id()
 
     def probe_map(batches: list[list[str]]) -> list:
         futures = client.map(probe_headers, batches, storage_options=source_options, threads=4, pure=False)
         return client.gather(futures)
 
-    plan = plan_ingest(source, loc, pseudo, source_options, config.probe_batch, probe_map)
+    plan = plan_ingest(source, loc, pseudo, source_options, config.probe_batch, probe_map, annotation_source)
     if on_plan is not None:
         on_plan(plan)
     futures = {}
@@ -138,6 +152,19 @@ def run_ingest(source: str, store: str, config: IngestConfig = IngestConfig(), c
         future = client.submit(ingest_series, job, loc, config.array_layout, source_options,
                                key=f"{job.key}-{run_id}", retries=config.retries, pure=False)
         futures[future] = job
+    outcomes = _gather(futures, progress)
+    # annotations are validated against the *stored* images, so they follow the series
+    futures = {client.submit(ingest_annotation, job, loc, config.array_layout, source_options,
+                             key=f"{job.key}-{run_id}", retries=config.retries, pure=False): job
+               for job in plan.annotation_jobs}
+    outcomes += _gather(futures, progress)
+    return finalize_ingest(loc, plan, outcomes, config.splits, run_id, time.perf_counter() - started)
+
+
+def _gather(futures: dict, progress: Progress | None) -> list[SeriesOutcome]:
+    """Collect task outcomes as they finish; a failed task becomes a ``FAILED`` outcome."""
+    from distributed import as_completed
+
     outcomes = []
     for future in as_completed(list(futures)):
         job = futures.pop(future)
@@ -149,4 +176,4 @@ def run_ingest(source: str, store: str, config: IngestConfig = IngestConfig(), c
         outcomes.append(outcome)
         if progress is not None:
             progress(outcome)
-    return finalize_ingest(loc, plan, outcomes, config.splits, run_id, time.perf_counter() - started)
+    return outcomes

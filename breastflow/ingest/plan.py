@@ -5,22 +5,37 @@ classifies each study's series, pseudonymises identifiers with the secret key
 and compares each series' source fingerprint with its commit marker: a series
 whose marker has the same fingerprint is skipped (idempotent), a new or
 changed one becomes a :class:`SeriesJob` (incremental).
+
+Annotations (:mod:`breastflow.ingest.annotations`) are matched to studies here,
+in memory (StudyInstanceUID or PatientID), and become PHI-free
+:class:`~breastflow.ingest.annotation_job.AnnotationJob` s, skipped the same way
+when their marker's fingerprint (content + annotated images) is unchanged.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from breastflow.deid.attributes import deidentify_series_attrs
 from breastflow.dicom.classify import ClassifiedSeries, SeriesRole, classify_study
 from breastflow.dicom.discover import discover, probe_headers
-from breastflow.dicom.errors import IngestError, IngestProblem
+from breastflow.dicom.errors import IngestError, IngestProblem, Reason
 from breastflow.dicom.header import InstanceHeader
-from breastflow.dicom.series import SeriesGroup, group_series, group_studies
+from breastflow.dicom.series import SeriesGroup, StudyGroup, group_series, group_studies
+from breastflow.ingest.annotation_job import AnnotationJob
+from breastflow.ingest.annotations import (
+    AnnotationError,
+    AnnotationFormat,
+    AnnotationReason,
+    AnnotationSource,
+    annotation_digest,
+)
 from breastflow.ingest.pseudonyms import Pseudonymiser
-from breastflow.ingest.report import Outcome, SeriesOutcome
+from breastflow.ingest.report import ANNOTATION_ENTRY, Outcome, SeriesOutcome
+from breastflow.store.annotation_commit import AnnotationRecord, read_annotation_commits
 from breastflow.store.commit import read_commits
 from breastflow.store.fs import StoreLocation
 from breastflow.store.layout import check_name
@@ -68,11 +83,13 @@ class IngestPlan:
         jobs: series to ingest now.
         outcomes: already decided entries (skipped, quarantined before pixels, ignored).
         n_files: candidate files found.
+        annotation_jobs: studies whose annotations are stored once their series are in.
     """
 
     jobs: list[SeriesJob] = field(default_factory=list)
     outcomes: list[SeriesOutcome] = field(default_factory=list)
     n_files: int = 0
+    annotation_jobs: list[AnnotationJob] = field(default_factory=list)
 
 
 def series_name(classified: ClassifiedSeries) -> str:
@@ -106,8 +123,38 @@ def probe_in_batches(paths: Sequence[str], batch: int, source_options: dict | No
     return headers, problems
 
 
+def placement_problem(group: SeriesGroup) -> str | None:
+    """Why an enhanced multi-frame series cannot be placed in space from its headers, or ``None``.
+
+    Enhanced objects carry each frame's position in its PlanePositionSequence.
+    Without it the slice order would have to be guessed from the frame order,
+    which the standard does not make spatial, so such a series is quarantined
+    (``inconsistent-geometry``) at planning with what is present and missing.
+    """
+    if group.is_projection or not group.is_enhanced:
+        return None
+    frames = group.frames
+    unplaced = sum(f.position is None for f in frames)
+    if not unplaced:
+        return None
+    header = group.first
+    step = header.spacing_between_slices_mm or header.slice_thickness_mm
+    has = {"a shared PlaneOrientation": frames[0].orientation is not None,
+           "PixelMeasures (pixel spacing)": frames[0].pixel_spacing is not None,
+           f"a slice step ({step:g} mm)" if step else "a slice step": bool(step)}
+    present = [name for name, ok in has.items() if ok]
+    absent = [name for name, ok in has.items() if not ok]
+    found = f"has {', '.join(present)}" if present else "has no functional-group geometry"
+    lacking = f"; also lacks {', '.join(absent)}" if absent and present else ""
+    return (f"enhanced multi-frame object: {unplaced} of {len(frames)} frames carry no per-frame "
+            f"PlanePositionSequence; it {found}{lacking}. Frame positions (and so the slice order) would "
+            "have to be guessed from the frame order, so the series is not ingested; re-export it with "
+            "per-frame plane positions or as single-frame MR")
+
+
 def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_options: dict | None = None,
-                probe_batch: int = 256, probe_map: ProbeMap | None = None) -> IngestPlan:
+                probe_batch: int = 256, probe_map: ProbeMap | None = None,
+                annotations: AnnotationSource | None = None) -> IngestPlan:
     """Work out what to ingest from ``source`` into the store at ``loc``.
 
     Args:
@@ -116,6 +163,7 @@ def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_o
         pseudo: keyed pseudonymiser (holds the secret key).
         source_options: fsspec options for the source.
         probe_batch: files per probe batch; probe_map: see :func:`probe_in_batches`.
+        annotations: lesion annotations to match to the studies (``None``: none).
 
     Raises:
         FileNotFoundError: ``source`` does not exist.
@@ -125,27 +173,110 @@ def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_o
     plan = IngestPlan(n_files=len(paths))
     plan.outcomes.extend(_problem_outcome(p, pseudo) for p in problems)
     committed = {(r.study, r.series): r for r in read_commits(loc)}
-    for study in group_studies(group_series(headers)):
+    committed_annotations = {r.study: r for r in read_annotation_commits(loc)} if annotations else {}
+    studies = group_studies(group_series(headers))
+    studies_per_patient = Counter(s.patient_id for s in studies)
+    for study in studies:
         study_pseudonym = pseudo.study(study.study_uid)
+        unplaceable = {s.series_uid: why for s in study.series if (why := placement_problem(s))}
         try:
             classified = classify_study(study)
         except IngestError as err:
-            plan.outcomes.append(_problem_outcome(err.to_problem(), pseudo, study_pseudonym))
+            problem = err.to_problem()
+            if unplaceable:
+                problem = replace(problem, message=problem.message + "; " + "; ".join(
+                    f"{s.locator}: {unplaceable[s.series_uid]}" for s in study.series if s.series_uid in unplaceable))
+            plan.outcomes.append(_problem_outcome(problem, pseudo, study_pseudonym))
             continue
         used: set[str] = set()
+        planned: dict[str, str] = {}
+        patient = pseudo.patient(study.patient_id)
         reference = next((c.series.acquisition_start for c in classified if c.role is SeriesRole.PRE), None)
         for item in classified:
-            plan_series(item, study_pseudonym, pseudo.patient(study.patient_id), pseudo, committed, plan, used,
-                        reference)
+            problem_text = unplaceable.get(item.series.series_uid)
+            if problem_text and item.role is not SeriesRole.UNKNOWN:
+                where = item.series.locator
+                plan.outcomes.append(SeriesOutcome(
+                    outcome=Outcome.QUARANTINED, study=study_pseudonym, series=series_name(item),
+                    reason=Reason.INCONSISTENT_GEOMETRY.value, where=where, where_ref=pseudo.path_ref(where),
+                    message=problem_text))
+                continue
+            name_fp = plan_series(item, study_pseudonym, patient, pseudo, committed, plan, used, reference)
+            if name_fp is not None:
+                planned[name_fp[0]] = name_fp[1]
+        if annotations is not None:
+            plan_annotation(study, study_pseudonym, patient, planned, annotations, pseudo, committed_annotations,
+                            plan, studies_per_patient[study.patient_id])
     return plan
 
 
+def plan_annotation(study: StudyGroup, study_pseudonym: str, patient: str, planned: dict[str, str],
+                    source: AnnotationSource, pseudo: Pseudonymiser, committed: dict[str, AnnotationRecord],
+                    plan: IngestPlan, patient_studies: int) -> None:
+    """Match one study's annotation and schedule, skip or quarantine it.
+
+    Args:
+        study: the grouped study (raw UIDs/PatientID used for matching only).
+        study_pseudonym, patient: pseudonyms.
+        planned: store name -> source fingerprint of the study's series that are
+            in the store or scheduled now.
+        source: loaded annotations; pseudo: keyed pseudonyms.
+        committed: annotation markers already in the store, by study.
+        plan: receives the job or outcome.
+        patient_studies: studies of this PatientID in the batch (a table row keyed by
+            patient is ambiguous when > 1).
+    """
+    annotation = source.match(study.study_uid, study.patient_id)
+    if annotation is None:
+        return
+    where = annotation.where
+    ref = pseudo.path_ref(where)
+
+    def reject(reason: AnnotationReason, message: str) -> None:
+        plan.outcomes.append(SeriesOutcome(outcome=Outcome.QUARANTINED, study=study_pseudonym,
+                                           series=ANNOTATION_ENTRY, reason=reason.value, where=where,
+                                           where_ref=ref, message=message))
+
+    if annotation.problem:
+        return reject(AnnotationReason.INVALID, annotation.problem)
+    if source.format is AnnotationFormat.DUKE_TABLE and patient_studies > 1:
+        return reject(AnnotationReason.AMBIGUOUS, f"the table's patient has {patient_studies} studies in this "
+                      "batch; boxes keyed by patient cannot be assigned to one of them")
+    referenced = annotation.series or tuple(sorted(planned))
+    missing = [name for name in referenced if name not in planned]
+    if missing:
+        return reject(AnnotationReason.NO_IMAGE, f"annotated series {', '.join(missing)} not found among this "
+                      f"study's ingestible series ({', '.join(sorted(planned)) or 'none'})")
+    try:
+        digest = annotation_digest(annotation, source.storage_options)
+    except AnnotationError as err:
+        return reject(err.reason, err.message)
+    images = {name: planned[name] for name in referenced}
+    fingerprint = pseudo.fingerprint([f"image:{k}={v}" for k, v in sorted(images.items())]
+                                     + [f"content:{digest}", f"format:{source.format.value}"])
+    previous = committed.get(study_pseudonym)
+    if previous is not None and previous.source_fingerprint == fingerprint:
+        plan.outcomes.append(SeriesOutcome(outcome=Outcome.SKIPPED, study=study_pseudonym, series=ANNOTATION_ENTRY,
+                                           where=where, where_ref=ref,
+                                           n_slices=previous.mask_shape[0] if previous.mask_shape else 0))
+        return None
+    plan.annotation_jobs.append(AnnotationJob(
+        study=study_pseudonym, patient=patient, boxes=annotation.boxes, mask_url=annotation.mask_url,
+        image_fingerprints=images, source_format=source.format.value, fingerprint=fingerprint,
+        where=where, where_ref=ref))
+    return None
+
+
 def plan_series(item: ClassifiedSeries, study: str, patient: str, pseudo: Pseudonymiser,
-                committed: dict, plan: IngestPlan, used: set[str], reference: dt.datetime | None) -> None:
+                committed: dict, plan: IngestPlan, used: set[str], reference: dt.datetime | None
+                ) -> tuple[str, str] | None:
     """Decide one classified series: ignore (unrecognised), skip (committed) or schedule.
 
     A role seen twice in one study (e.g. two T2 series) gets ``_2``, ``_3`` ...
     in study order, so names stay deterministic.
+
+    Returns:
+        ``(store name, source fingerprint)`` of a skipped or scheduled series; ``None`` if ignored.
     """
     group: SeriesGroup = item.series
     where = group.locator
@@ -153,7 +284,7 @@ def plan_series(item: ClassifiedSeries, study: str, patient: str, pseudo: Pseudo
         plan.outcomes.append(SeriesOutcome(outcome=Outcome.IGNORED, study=study, series=series_name(item),
                                            reason="unrecognised-series", where=where,
                                            where_ref=pseudo.path_ref(where), message=item.reason))
-        return
+        return None
     name = base = series_name(item)
     suffix = 1
     while name in used:
@@ -166,9 +297,13 @@ def plan_series(item: ClassifiedSeries, study: str, patient: str, pseudo: Pseudo
         plan.outcomes.append(SeriesOutcome(outcome=Outcome.SKIPPED, study=study, series=name,
                                            where=where, where_ref=pseudo.path_ref(where),
                                            n_slices=previous.shape[0], source_bytes=previous.source_bytes))
-        return
+        return name, fingerprint
+    header = group.first
+    dicom_attrs = deidentify_series_attrs(group, pseudo.key, reference, item)
+    # pixel format from the header (whitelisted): MONOCHROME1 must be known to readers
+    dicom_attrs.update(photometric=header.photometric, bits_stored=header.bits_stored)
     plan.jobs.append(SeriesJob(study=study, patient=patient, series=name,
                                source_series=pseudo.series(group.series_uid), fingerprint=fingerprint,
-                               classified=item,
-                               dicom_attrs=deidentify_series_attrs(group, pseudo.key, reference, item),
+                               classified=item, dicom_attrs=dicom_attrs,
                                where=where, where_ref=pseudo.path_ref(where)))
+    return name, fingerprint

@@ -19,6 +19,8 @@ from enum import Enum, IntEnum
 
 # anything that looks like a path or URL (contains a slash or backslash) in a message
 _PATH = re.compile(r"\S*[/\\]\S*")
+#: ``SeriesOutcome.series`` of a study's annotation entry (boxes + mask); counted apart from series.
+ANNOTATION_ENTRY = "annotations"
 
 
 class ExitStatus(IntEnum):
@@ -116,16 +118,20 @@ class IngestReport:
         return ExitStatus.PARTIAL if bad else ExitStatus.SUCCESS
 
     def summary(self) -> dict:
-        """Counts only (PHI-free)."""
+        """Counts only (PHI-free); ``new``/``skipped`` count series, annotations are counted apart."""
+        series_new = [o for o in self.new if o.series != ANNOTATION_ENTRY]
+        series_skipped = [o for o in self.skipped if o.series != ANNOTATION_ENTRY]
         return {
             "run_id": self.run_id,
-            "new": len(self.new),
-            "skipped": len(self.skipped),
+            "new": len(series_new),
+            "skipped": len(series_skipped),
+            "annotations_new": len(self.new) - len(series_new),
+            "annotations_skipped": len(self.skipped) - len(series_skipped),
             "quarantined": len(self.quarantined),
             "failed": len(self.failed),
             "ignored": len(self.ignored),
             "reasons": self.reason_counts(),
-            "slices_written": sum(o.n_slices for o in self.new),
+            "slices_written": sum(o.n_slices for o in series_new),
             "source_bytes_ingested": sum(o.source_bytes for o in self.new),
             "seconds": round(self.seconds, 3),
             "exit_status": int(self.exit_status()),

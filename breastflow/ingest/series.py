@@ -1,8 +1,8 @@
 """Ingest one series: read -> de-identify -> write -> verify -> commit (runs on a Dask worker).
 
 The series is read once into memory (native dtype), written shard by shard,
-read back shard by shard to check the content hash, and only then committed
-by its marker. Bad input raises :class:`~breastflow.dicom.errors.IngestError`
+read back shard by shard and compared voxel for voxel with what was written,
+and only then committed by its marker. Bad input raises :class:`~breastflow.dicom.errors.IngestError`
 inside and comes back as a quarantined outcome; anything else (storage down,
 network) propagates so the caller's retry policy (Dask ``retries``, Prefect
 task retries) can try again. A crash at any point before the marker leaves an
@@ -11,6 +11,8 @@ uncommitted series that the next run rewrites.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 
 import numpy as np
@@ -22,7 +24,12 @@ from breastflow.ingest.report import Outcome, SeriesOutcome
 from breastflow.store import layout
 from breastflow.store.commit import SeriesRecord, write_commit
 from breastflow.store.fs import StoreLocation
-from breastflow.store.zarr_io import ArrayLayout, Geometry, stored_hash, write_series
+from breastflow.store.zarr_io import ArrayLayout, Geometry, stored_mismatch, write_series
+
+#: glibc ``mallopt`` parameters (malloc.h) and the values set on ingest workers.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_TRIM_THRESHOLD = 256 << 20
+_MMAP_THRESHOLD = 32 << 20
 
 
 class VerificationError(RuntimeError):
@@ -41,6 +48,29 @@ def is_transient(err: BaseException) -> bool:
         return True
     name = type(err).__name__
     return any(word in name for word in ("Connection", "Endpoint", "Timeout", "ClientError", "ServerDisconnected"))
+
+
+@functools.cache
+def tune_allocator() -> bool:
+    """Set this process's glibc malloc thresholds for ingest (once per process).
+
+    Dask nannies start workers with ``MALLOC_TRIM_THRESHOLD_`` set, and setting
+    any malloc threshold turns off glibc's dynamic mmap threshold: every buffer
+    over 128 kB (a slice, a shard, a hash copy) is then a fresh ``mmap`` that
+    is page-faulted in and ``munmap``-ed again. Profiled on a worker process:
+    4x system time, ingest 2x slower than in the client process. Fixed
+    thresholds restore heap reuse for slice/shard buffers (< 32 MiB) while
+    whole volumes stay ``mmap``-ed and go back to the OS when freed.
+
+    Returns:
+        Whether the thresholds were set (``False`` off glibc).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
 
 
 def source_bytes(paths: tuple[str, ...], source_options: dict | None) -> int:
@@ -109,6 +139,7 @@ def ingest_series(job: SeriesJob, loc: StoreLocation, array_layout: ArrayLayout 
     """
     from breastflow.dicom.volume import read_volume
 
+    tune_allocator()
     files = job.classified.series.files
     try:
         volume = read_volume(job.classified.series, source_options)
@@ -128,8 +159,10 @@ def ingest_series(job: SeriesJob, loc: StoreLocation, array_layout: ArrayLayout 
     if fs.exists(marker):
         fs.rm_file(marker)
     written = write_series(loc, job.study, job.series, array, geometry, attrs, array_layout)
-    if stored_hash(loc, job.study, job.series) != written.content_hash:
-        raise VerificationError(f"series {job.study}/{job.series}: stored voxels differ from the source")
+    mismatch = stored_mismatch(loc, job.study, job.series, array)
+    if mismatch is not None:
+        raise VerificationError(f"series {job.study}/{job.series}: stored voxels differ from the source "
+                                f"({mismatch})")
     header = job.classified.series.first
     write_commit(loc, SeriesRecord(
         study=job.study, patient=job.patient, series=job.series, source_series=job.source_series,

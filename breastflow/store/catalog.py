@@ -2,9 +2,14 @@
 
 One row per committed series (``study``, ``series`` unique). Study-level
 columns are repeated on each row: ``patient``, ``phases_present`` (the study's
-committed DCE phases as a sorted list of role names), ``n_series`` and
-``split``. The table is rebuilt from the commit markers (the source of truth)
-and written atomically, so readers see the previous or the new catalog.
+committed DCE phases as a sorted list of role names), ``n_series``, ``split``
+and the annotation columns ``annotated`` (a committed annotation marker
+exists), ``n_lesions`` (``<NA>`` when not annotated; 0 = annotated healthy),
+``lesion_classes`` and ``has_mask``. Mammography rows carry ``view`` (CC/MLO)
+and ``laterality`` (L/R), read from the classifier's series name
+``mg_<l|r>_<cc|mlo>``. The table is rebuilt from the commit markers (the
+source of truth) and written atomically, so readers see the previous or the
+new catalog.
 
 Later stages read it with :func:`read_catalog` (or plain
 ``pandas.read_parquet``).
@@ -13,12 +18,14 @@ Later stages read it with :func:`read_catalog` (or plain
 from __future__ import annotations
 
 import io
+import re
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from breastflow.store import layout
+from breastflow.store.annotation_commit import AnnotationRecord, read_annotation_commits
 from breastflow.store.commit import SeriesRecord, read_commits
 from breastflow.store.fs import StoreLocation, atomic_write_bytes, read_bytes
 from breastflow.store.splits import SplitConfig, assign_splits
@@ -27,17 +34,28 @@ COLUMNS = (
     "study", "patient", "series", "split", "phases_present", "n_series", "modality", "vendor", "model",
     "field_strength_t", "phase_index", "phase_offset_s", "z", "y", "x", "dtype", "spacing_z_mm",
     "spacing_y_mm", "spacing_x_mm", "transfer_syntax", "content_hash", "source_series",
-    "n_source_files", "source_bytes", "breastflow_version",
+    "n_source_files", "source_bytes", "breastflow_version", "view", "laterality", "annotated", "n_lesions",
+    "lesion_classes", "has_mask",
 )
+_MAMMO_NAME = re.compile(r"^mg_([lr])_(cc|mlo)(?:_\d+)?$")
 
 
-def records_to_catalog(records: list[SeriesRecord], splits: SplitConfig) -> pd.DataFrame:
+def view_of(series: str) -> tuple[str | None, str | None]:
+    """``(view, laterality)`` of a mammography series name (``mg_l_cc`` -> ``("CC", "L")``), else Nones."""
+    match = _MAMMO_NAME.match(series)
+    return (match.group(2).upper(), match.group(1).upper()) if match else (None, None)
+
+
+def records_to_catalog(records: list[SeriesRecord], splits: SplitConfig,
+                       annotations: list[AnnotationRecord] | None = None) -> pd.DataFrame:
     """Project commit records to the catalog table (one row per series, sorted).
 
     Args:
         records: committed series.
         splits: split configuration (seed and fractions).
+        annotations: committed study annotations (studies without one get ``annotated=False``).
     """
+    annotated = {a.study: a for a in annotations or []}
     rows = []
     by_study: dict[str, list[SeriesRecord]] = {}
     for record in records:
@@ -46,7 +64,9 @@ def records_to_catalog(records: list[SeriesRecord], splits: SplitConfig) -> pd.D
     for study, members in sorted(by_study.items()):
         phases = sorted((r.series for r in members if r.phase_index is not None),
                         key=lambda name: next(r.phase_index for r in members if r.series == name))
+        note = annotated.get(study)
         for r in sorted(members, key=lambda m: m.series):
+            view, laterality = view_of(r.series)
             rows.append({
                 "study": study, "patient": r.patient, "series": r.series,
                 "split": split_of[r.patient].value, "phases_present": phases, "n_series": len(members),
@@ -57,10 +77,14 @@ def records_to_catalog(records: list[SeriesRecord], splits: SplitConfig) -> pd.D
                 "spacing_x_mm": r.spacing_mm[2], "transfer_syntax": r.transfer_syntax,
                 "content_hash": r.content_hash, "source_series": r.source_series,
                 "n_source_files": r.n_source_files, "source_bytes": r.source_bytes,
-                "breastflow_version": r.breastflow_version,
+                "breastflow_version": r.breastflow_version, "view": view, "laterality": laterality,
+                "annotated": note is not None, "n_lesions": note.n_lesions if note else None,
+                "lesion_classes": [c or "" for c in note.lesion_classes] if note else [],
+                "has_mask": bool(note and note.has_mask),
             })
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    return frame.astype({"phase_index": "Int64", "field_strength_t": "Float64", "phase_offset_s": "Float64"})
+    return frame.astype({"phase_index": "Int64", "field_strength_t": "Float64", "phase_offset_s": "Float64",
+                         "n_lesions": "Int64", "annotated": bool, "has_mask": bool})
 
 
 def rebuild_catalog(loc: StoreLocation, splits: SplitConfig) -> pd.DataFrame:
@@ -69,7 +93,7 @@ def rebuild_catalog(loc: StoreLocation, splits: SplitConfig) -> pd.DataFrame:
     Returns:
         The catalog table that was written.
     """
-    frame = records_to_catalog(read_commits(loc), splits)
+    frame = records_to_catalog(read_commits(loc), splits, read_annotation_commits(loc))
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            b"breastflow.split_seed": str(splits.seed).encode()})

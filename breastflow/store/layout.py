@@ -9,6 +9,7 @@ A store is a Zarr v3 hierarchy on a local path or an ``s3://`` prefix::
       studies/<study>/<series>/0/...            full-resolution array (Z, Y, X), native int dtype
       studies/<study>/masks/<mask>/...          OME-Zarr image group of a mask (uint8, same grid)
       commits/<study>/<series>.json             commit marker: the series is visible iff it exists
+      annotations/<study>.json                  commit marker of the study's lesion boxes + mask
       catalog/catalog.parquet                   one row per committed series (see catalog.py)
       reports/ingest/<run_id>.json              PHI-free ingest reports and quarantine lists
       checkpoints/<model>/<run>/                reserved: GAN checkpoints (training stages)
@@ -16,7 +17,7 @@ A store is a Zarr v3 hierarchy on a local path or an ``s3://`` prefix::
       eval/<cache_key>/                         reserved: evaluation caches, keyed by content
 
 ``<study>`` is the keyed study pseudonym, ``<series>`` a :class:`SeriesRole`
-name such as ``pre``, ``post_2``, ``t2`` or ``mammo_l_cc``.
+name such as ``pre``, ``post_2``, ``t2`` or ``mg_l_cc``.
 
 Commit scheme. Object stores have no atomic rename, so a series is written in
 place and *committed* by writing a small JSON marker last (one PUT, atomic on
@@ -37,13 +38,14 @@ CATALOG_DIR = "catalog"
 CATALOG_FILE = f"{CATALOG_DIR}/catalog.parquet"
 REPORTS = "reports/ingest"
 MASKS = "masks"
+ANNOTATIONS = "annotations"  # annotations/<study>.json: commit marker of a study's lesion boxes + mask
 FULL_RESOLUTION = "0"  # NGFF dataset path of the full-resolution level
 
 # Prefixes reserved for later stages; nothing else may write there.
 CHECKPOINTS = "checkpoints"
 SYNTHETIC = "synthetic"
 EVAL = "eval"
-RESERVED_PREFIXES = (STUDIES, COMMITS, CATALOG_DIR, "reports", CHECKPOINTS, SYNTHETIC, EVAL)
+RESERVED_PREFIXES = (STUDIES, COMMITS, ANNOTATIONS, CATALOG_DIR, "reports", CHECKPOINTS, SYNTHETIC, EVAL)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
@@ -85,6 +87,11 @@ def mask_group(study: str, mask: str) -> str:
 def commit_marker(study: str, series: str) -> str:
     """Path of a series' commit marker."""
     return f"{COMMITS}/{check_name(study, 'study pseudonym')}/{check_name(series, 'series role')}.json"
+
+
+def annotation_marker(study: str) -> str:
+    """Path of the commit marker of a study's annotations (lesion boxes and mask)."""
+    return f"{ANNOTATIONS}/{check_name(study, 'study pseudonym')}.json"
 
 
 def report_file(run_id: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import dce_study, identity, write_series
+from dicom_series import dce_study, identity, write_series
 
 from breastflow.dicom.classify import SeriesRole, classify_study
 from breastflow.dicom.discover import discover, probe_headers
