@@ -70,39 +70,69 @@ def same(table: Path, metrics: str | None, weights: str | None, as_json: bool) -
 
 
 @click.command("evaluate")
-@click.argument("real", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("fake", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("real")
+@click.argument("fake")
 @click.option("--metrics", "metrics", default=None,
               help="Comma-separated names among mse, mae, psnr, ssim, ms_ssim, lpips, fid_img, fid_rad, frd, "
                    "nn_accuracy, precision_recall, density_coverage, moments, swd "
                    "(default: moments,swd,nn_accuracy; plus mse,mae,psnr,ssim with --paired).")
-@click.option("--paired", is_flag=True, help="Pair images by file name (needed by mse, mae, psnr, ssim, ms_ssim).")
+@click.option("--paired", is_flag=True,
+              help="Pair images by file name, or by (study, slice) with store selections (needed by mse, mae, psnr, "
+                   "ssim, ms_ssim, lpips).")
 @click.option("--data-range", "data_range", type=float, default=None,
-              help="Intensity range R (default: 255 for 8-bit, 65535 for 16-bit images).")
+              help="Intensity range R (default: max of the real set for store selections, else 255 for 8-bit, "
+                   "65535 for 16-bit images).")
 @click.option("--feature-space", default="pixels", show_default=True,
               help="'pixels' or a feature extractor for nn_accuracy / precision_recall / density_coverage.")
+@click.option("--resize", type=click.IntRange(min=1), default=None,
+              help="Resize every image to NxN (bilinear, antialiased) for distribution metrics and the memorisation "
+                   "check; needed when images differ in size. Paired metrics stay at native size.")
+@click.option("--by", "by", default=None,
+              help="Fairness groupings among vendor,field_strength,lesion_class (default: every one the real set "
+                   "has labels for; 'none' = no breakdown).")
+@click.option("--min-group-size", type=click.IntRange(min=2), default=10, show_default=True,
+              help="Smallest real and synthetic group a distribution metric is computed on.")
+@click.option("--train", "train", default=None,
+              help="Training images (folder or store selection): with --holdout, runs the memorisation check.")
+@click.option("--holdout", "holdout", default=None, help="Held-out real images (folder or store selection).")
+@click.option("--privacy-features", default="inception", show_default=True,
+              help="Feature extractor of the memorisation check's feature space ('pixels' = pixel space only).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the values as JSON to this file.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write JSON, plots and a Markdown/HTML report into this folder.")
 @click.option("--device", default=None, help="torch device, e.g. cuda:0 (default: CPU).")
-def evaluate(real: Path, fake: Path, metrics: str | None, paired: bool, data_range: float | None, feature_space: str,
-             json_out: Path | None, report_dir: Path | None, device: str | None) -> None:
-    """Evaluate the synthetic images in FAKE against the real images in REAL (folders of PNG / .npy)."""
-    from breastflow.metrics.evaluate import EvaluationConfig, evaluate_folders
+def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range: float | None, feature_space: str,
+             resize: int | None, by: str | None, min_group_size: int, train: str | None, holdout: str | None,
+             privacy_features: str, json_out: Path | None, report_dir: Path | None, device: str | None) -> None:
+    """Evaluate the synthetic images FAKE against the real images REAL.
+
+    REAL and FAKE are folders of PNG / .npy images or store selections such as
+    store:///data/store?series=post_1&split=test&slices=lesion (see docs/metrics_selection.md).
+    """
+    from breastflow.metrics.evaluate import EvaluationConfig, evaluate_inputs
     from breastflow.metrics.report import write_json, write_report
     from breastflow.registry import RegistryError
 
     names = _split_list(metrics)
+    groupings = None if by is None else (() if by.strip().lower() == "none" else tuple(_split_list(by) or ()))
     try:
         config = EvaluationConfig(metrics=tuple(names) if names else None, paired=paired, data_range=data_range,
-                                  feature_space=feature_space, device=device)
-        result = evaluate_folders(real, fake, config)
+                                  feature_space=feature_space, device=device, resize=resize, by=groupings,
+                                  min_group_size=min_group_size, privacy_features=privacy_features)
+        result = evaluate_inputs(real, fake, config, train=train, holdout=holdout)
     except (ValueError, RegistryError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     width = max(len(k) for k in result.values)
     for key, value in result.values.items():
         click.echo(f"{key:<{width}}  {value:.6g}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if result.fairness is not None:
+        from breastflow.metrics.report import fairness_headline
+
+        click.echo("\nPer group (all values in the JSON / report):")
+        click.echo(fairness_headline(result.fairness).to_string(index=False, float_format="{:.4g}".format))
     if json_out is not None:
         write_json(result, json_out)
         click.echo(f"wrote {json_out}")

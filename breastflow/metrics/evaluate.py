@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from breastflow.metrics import names
@@ -39,20 +40,35 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Images loaded from one folder.
+    """Images loaded from one folder or store selection.
 
     Attributes:
-        folder: where they came from.
-        names: one name per image (file name, ``file.npy[i]`` for stacks).
-        images: ``(H, W)`` arrays in their stored dtype.
+        source: where they came from (folder path or selection string).
+        names: one name per image (file name, ``file.npy[i]`` for stacks,
+            ``<study>_z<slice:04d>`` for store selections).
+        images: ``(H, W)`` arrays in their stored dtype (float64 for per-case scaled selections).
+        meta: one row per image (``name``, ``study``, ``slice`` and, for store
+            selections, ``vendor``, ``field_strength``, ``lesion_class`` ...), or ``None``.
     """
 
-    folder: Path
+    source: str
     names: tuple[str, ...]
     images: tuple[np.ndarray, ...]
+    meta: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def where(self, name: str) -> str:
+        """Where image ``name`` lives, for error messages."""
+        return f"{self.source}/{name}" if not self.source.endswith("/") else f"{self.source}{name}"
+
+    def subset(self, index: np.ndarray | list[int]) -> ImageSet:
+        """The images at ``index`` (in that order), metadata included."""
+        index = [int(i) for i in index]
+        meta = None if self.meta is None else self.meta.iloc[index].reset_index(drop=True)
+        return ImageSet(source=self.source, names=tuple(self.names[i] for i in index),
+                        images=tuple(self.images[i] for i in index), meta=meta)
 
     def stack(self) -> np.ndarray:
         """All images as one ``(N, H, W)`` array.
@@ -63,7 +79,8 @@ class ImageSet:
         first = self.images[0].shape
         for name, img in zip(self.names, self.images, strict=True):
             if img.shape != first:
-                raise InputError(f"{self.folder / name}: shape {img.shape} differs from {self.names[0]} {first}; this metric needs equal-size images")
+                raise InputError(f"{self.where(name)}: shape {img.shape} differs from {self.names[0]} {first}; "
+                                 "this metric needs equal-size images: pass --resize N (EvaluationConfig.resize)")
         return np.stack(self.images)
 
 
@@ -127,7 +144,7 @@ def load_image_folder(folder: str | Path, what: str = "images") -> ImageSet:
             images.append(img)
     if not images:
         raise InputError(f"{what} folder {folder} holds no images")
-    return ImageSet(folder=folder, names=tuple(image_names), images=tuple(images))
+    return ImageSet(source=str(folder), names=tuple(image_names), images=tuple(images))
 
 
 
@@ -137,8 +154,10 @@ class EvaluationConfig(BaseModel):
     Attributes:
         metrics: :data:`EVALUATORS` names; ``None`` = :data:`DEFAULT_PAIRED_METRICS`
             plus :data:`DEFAULT_SET_METRICS` when paired, else the set metrics.
-        paired: pair the images by name (needed by paired metrics).
-        data_range: intensity range R; ``None`` = 255 for 8-bit and 65535 for
+        paired: pair the images by name, or by ``(study, slice)`` when either set
+            comes from a store selection (needed by paired metrics).
+        data_range: intensity range R; ``None`` = the maximum of the real set when
+            either set is a store selection, else 255 for 8-bit and 65535 for
             16-bit integer images (float images need it explicitly).
         feature_space: ``"pixels"`` (flattened) or a feature-extractor name;
             used by ``nn_accuracy``, ``precision_recall`` and ``density_coverage``.
@@ -148,6 +167,15 @@ class EvaluationConfig(BaseModel):
         device: torch device for paired metrics and feature extraction.
         swd_seed: seed of the SWD's random patches and directions.
         batch_size: images per batch.
+        resize: distribution metrics need one image size: every image is resized
+            to ``(resize, resize)`` (protocol :data:`RESIZE_PROTOCOL`) before them;
+            ``None`` = refuse sets of mixed sizes. Paired metrics always use the
+            native size.
+        by: fairness groupings (``vendor``, ``field_strength``, ``lesion_class``);
+            ``None`` = every one the real set has labels for; ``()`` = none.
+        min_group_size: smallest real and fake group a distribution metric is computed on.
+        privacy_features: feature extractor of the memorisation check's feature space.
+        privacy_quantile: held-out distance quantile below which a synthetic image is "close".
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -161,11 +189,40 @@ class EvaluationConfig(BaseModel):
     device: str | None = None
     swd_seed: int = 0
     batch_size: int = Field(default=32, gt=0)
+    resize: int | None = Field(default=None, gt=0)
+    by: tuple[str, ...] | None = None
+    min_group_size: int = Field(default=10, ge=2)
+    privacy_features: str = "inception"
+    privacy_quantile: float = Field(default=0.05, gt=0.0, lt=1.0)
 
     def resolved_metrics(self) -> tuple[str, ...]:
         if self.metrics is not None:
             return self.metrics
         return (DEFAULT_PAIRED_METRICS + DEFAULT_SET_METRICS) if self.paired else DEFAULT_SET_METRICS
+
+
+#: How :attr:`EvaluationConfig.resize` resizes (recorded in every result that used it).
+RESIZE_PROTOCOL = "bilinear, antialiased, align_corners=False, float64, to (S, S) (aspect ratio not kept)"
+
+
+def resize_images(images: tuple[np.ndarray, ...] | list[np.ndarray], size: int) -> np.ndarray:
+    """Resize ``(H, W)`` images of any sizes to one ``(N, size, size)`` float64 stack (:data:`RESIZE_PROTOCOL`)."""
+    import torch
+    import torch.nn.functional as F
+
+    out = np.empty((len(images), size, size), dtype=np.float64)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(images):
+        by_shape.setdefault(img.shape, []).append(i)
+    for shape, index in by_shape.items():
+        block = np.stack([np.asarray(images[i], dtype=np.float64) for i in index])
+        if shape == (size, size):
+            out[index] = block
+            continue
+        x = torch.from_numpy(block)[:, None]
+        out[index] = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                                   antialias=True)[:, 0].numpy()
+    return out
 
 
 @dataclass
@@ -180,12 +237,18 @@ class EvaluationContext:
     _cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     def stacks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Real and fake images as ``(N, H, W)`` / ``(M, H, W)`` stacks (resized when configured)."""
         if "real" not in self._cache:
-            self._cache["real"] = self.real.stack()
-            self._cache["fake"] = self.fake.stack()
+            if self.config.resize is not None:
+                self._cache["real"] = resize_images(self.real.images, self.config.resize)
+                self._cache["fake"] = resize_images(self.fake.images, self.config.resize)
+            else:
+                self._cache["real"] = self.real.stack()
+                self._cache["fake"] = self.fake.stack()
             if self._cache["real"].shape[1:] != self._cache["fake"].shape[1:]:
                 raise InputError(
-                    f"real images {self._cache['real'].shape[1:]} and fake images {self._cache['fake'].shape[1:]} differ in size"
+                    f"real images {self._cache['real'].shape[1:]} and fake images {self._cache['fake'].shape[1:]} "
+                    "differ in size; pass --resize N (EvaluationConfig.resize)"
                 )
         return self._cache["real"], self._cache["fake"]
 
@@ -207,10 +270,18 @@ class EvaluationContext:
                     )
         return self._cache["real_features"], self._cache["fake_features"]
 
+    def subset(self, real_index: np.ndarray, fake_index: np.ndarray) -> EvaluationContext:
+        """A context on some of the images, reusing the stacks and features already computed."""
+        sub = EvaluationContext(real=self.real.subset(real_index), fake=self.fake.subset(fake_index),
+                                config=self.config, data_range=self.data_range)
+        for key, value in self._cache.items():
+            sub._cache[key] = value[real_index] if key.startswith("real") else value[fake_index]
+        return sub
+
     def require(self, metric: str, n_min: int, why: str) -> None:
         for what, s in (("real", self.real), ("fake", self.fake)):
             if len(s) < n_min:
-                raise InputError(f"{metric} needs at least {n_min} {what} images ({why}); {s.folder} has {len(s)}")
+                raise InputError(f"{metric} needs at least {n_min} {what} images ({why}); {s.source} has {len(s)}")
 
 
 @dataclass(frozen=True)
@@ -227,15 +298,28 @@ DEFAULT_PAIRED_METRICS: tuple[str, ...] = (names.MSE, names.MAE, names.PSNR, nam
 DEFAULT_SET_METRICS: tuple[str, ...] = ("moments", names.SWD, names.NN_ACCURACY)
 
 
+def _per_shape(ctx: EvaluationContext, per_pair: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """``per_pair(fake, real)`` on each group of equal-size pairs, reassembled in pair order: ``(N,)``."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(ctx.real.images):
+        by_shape.setdefault(img.shape, []).append(i)
+    out = np.empty(len(ctx.real), dtype=np.float64)
+    for index in by_shape.values():
+        real = np.stack([ctx.real.images[i] for i in index])
+        fake = np.stack([ctx.fake.images[i] for i in index])
+        out[index] = per_pair(fake, real)
+    return out
+
+
 def _paired_evaluator(metric: str) -> MetricEvaluator:
     def compute(ctx: EvaluationContext) -> dict[str, float]:
         from breastflow.metrics.paired import paired_metrics
 
-        real, fake = ctx.stacks()
-        result = paired_metrics(fake, real, ctx.data_range, metrics=[metric], device=ctx.config.device,
-                                batch_size=ctx.config.batch_size)
-        ctx.artifacts.setdefault("paired_per_case", {})[metric] = result.per_case[metric]
-        return result.summary()
+        values = _per_shape(ctx, lambda fake, real: paired_metrics(
+            fake, real, ctx.data_range, metrics=[metric], device=ctx.config.device,
+            batch_size=ctx.config.batch_size).per_case[metric])
+        ctx.artifacts.setdefault("paired_per_case", {})[metric] = values
+        return {metric: float(values.mean()), names.sd_name(metric): float(values.std())}
 
     return MetricEvaluator(compute=compute, paired=True, needs_data_range=True)
 
@@ -247,9 +331,9 @@ for _metric in names.PAIRED_METRICS:
 def _lpips(ctx: EvaluationContext) -> dict[str, float]:
     from breastflow.metrics.lpips import lpips_distance
 
-    real, fake = ctx.stacks()
-    values = lpips_distance(fake, real, ctx.data_range, weights=ctx.config.weights.get(names.LPIPS),
-                            device=ctx.config.device, batch_size=ctx.config.batch_size)
+    values = _per_shape(ctx, lambda fake, real: lpips_distance(
+        fake, real, ctx.data_range, weights=ctx.config.weights.get(names.LPIPS), device=ctx.config.device,
+        batch_size=ctx.config.batch_size))
     ctx.artifacts.setdefault("paired_per_case", {})[names.LPIPS] = values
     return {names.LPIPS: float(values.mean()), names.sd_name(names.LPIPS): float(values.std())}
 
@@ -271,7 +355,9 @@ def _frechet_evaluator(extractor: str, metric: str) -> MetricEvaluator:
     return MetricEvaluator(compute=compute, paired=False, needs_data_range=True)
 
 
-for _extractor, _metric in names.FRECHET_METRIC_FOR_EXTRACTOR.items():
+# One evaluator per metric name: the first extractor listed for it (``frd`` = FRD v1, ``radiomics``).
+for _metric in dict.fromkeys(names.FRECHET_METRIC_FOR_EXTRACTOR.values()):
+    _extractor = next(e for e, m in names.FRECHET_METRIC_FOR_EXTRACTOR.items() if m == _metric)
     EVALUATORS.add(_metric, _frechet_evaluator(_extractor, _metric))
 
 
@@ -333,10 +419,15 @@ class EvaluationResult:
     Attributes:
         values: flat dict keyed by :mod:`breastflow.metrics.names` (and derived keys).
         artifacts: ``"moments"`` -> MomentsComparison, ``"swd"`` -> SWDResult,
-            ``"paired_per_case"`` -> metric -> ``(N,)`` array, when computed.
+            ``"paired_per_case"`` -> metric -> ``(N,)`` array, ``"privacy"`` ->
+            :class:`breastflow.metrics.evaluate_privacy.PrivacyCheck`, when computed.
         config: the configuration used.
         real_names: image names of the real set (the pairing order when paired).
         fake_names: image names of the fake set.
+        sources: ``"real"``, ``"fake"`` (and ``"train"``, ``"holdout"``) -> folder or selection string.
+        notes: what the evaluation decided on the user's behalf (data range, resizing, dropped stack slices).
+        fairness: tidy table (:mod:`breastflow.metrics.evaluate_groups`), or ``None``.
+        cases: one row per real image: its metadata and per-case paired values, or ``None``.
     """
 
     values: dict[str, float]
@@ -344,65 +435,92 @@ class EvaluationResult:
     config: EvaluationConfig
     real_names: tuple[str, ...]
     fake_names: tuple[str, ...]
+    sources: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    fairness: pd.DataFrame | None = None
+    cases: pd.DataFrame | None = None
 
 
-def _pair_by_name(real: ImageSet, fake: ImageSet) -> ImageSet:
-    """Reorder ``fake`` to ``real``'s name order, checking every pair exists and matches in shape."""
-    fake_by_name = dict(zip(fake.names, fake.images, strict=True))
-    missing = [n for n in real.names if n not in fake_by_name]
-    if missing:
-        raise InputError(f"paired: {fake.folder / missing[0]} missing (no synthetic counterpart of {real.folder / missing[0]}; {len(missing)} missing)")
-    extra = sorted(set(fake.names) - set(real.names))
-    if extra:
-        raise InputError(f"paired: {fake.folder / extra[0]} has no real counterpart in {real.folder} ({len(extra)} unmatched)")
-    for name, img in zip(real.names, real.images, strict=True):
-        if fake_by_name[name].shape != img.shape:
-            raise InputError(f"paired: {fake.folder / name} shape {fake_by_name[name].shape} != real {img.shape}")
-    return ImageSet(folder=fake.folder, names=real.names, images=tuple(fake_by_name[n] for n in real.names))
+def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, train: ImageSet | None = None,
+                  holdout: ImageSet | None = None) -> EvaluationResult:
+    """Compute the configured metrics of ``fake`` against ``real``, per group and the privacy check.
 
-
-def _resolve_data_range(real: ImageSet, fake: ImageSet, config: EvaluationConfig, needed: bool) -> float | None:
-    if config.data_range is not None:
-        return float(config.data_range)
-    dtypes = {img.dtype for img in real.images + fake.images}
-    if dtypes == {np.dtype(np.uint8)}:
-        return 255.0
-    if dtypes <= {np.dtype(np.uint8), np.dtype(np.uint16)} and np.dtype(np.uint16) in dtypes:
-        if len(dtypes) > 1:
-            raise InputError("one set is 8-bit and the other 16-bit; convert them or pass --data-range explicitly")
-        return 65535.0
-    if needed:
-        raise InputError(f"cannot infer the data range of {sorted(str(d) for d in dtypes)} images; pass --data-range")
-    return None
-
-
-def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig) -> EvaluationResult:
-    """Compute the configured metrics of ``fake`` against ``real``.
+    Args:
+        real, fake: the two sets (folders or store selections).
+        config: what to compute.
+        train, holdout: real images the generator was / was not trained on; both
+            given = the memorisation check (:mod:`breastflow.metrics.evaluate_privacy`).
 
     Raises:
         RegistryError: an unknown metric name (nearest names suggested).
         InputError: a paired metric without ``paired``, mismatched pairs, sets
-            too small, an undeterminable data range, images of other sizes.
+            too small, an undeterminable data range, images of other sizes,
+            a fairness grouping without labels, only one of train / holdout.
     """
+    from breastflow.metrics.evaluate_groups import (
+        breakdown_by_group,
+        case_table,
+        resolve_groupings,
+    )
+    from breastflow.metrics.pairing import inherit_labels, pair_sets, resolve_data_range
+
     metric_names = config.resolved_metrics()
     if not metric_names:
         raise InputError("no metrics requested")
+    if (train is None) != (holdout is None):
+        raise InputError("the memorisation check needs both a training set (--train) and a held-out set (--holdout)")
     evaluators = {m: EVALUATORS.get(m) for m in metric_names}
     paired_needed = [m for m, e in evaluators.items() if e.paired]
     if paired_needed and not config.paired:
         raise InputError(f"metric(s) {paired_needed} compare image pairs; pass --paired (folders with the same file names)")
-    if config.paired:
-        fake = _pair_by_name(real, fake)
-    data_range = _resolve_data_range(real, fake, config, any(e.needs_data_range for e in evaluators.values()))
+    notes: list[str] = []
+    fake = pair_sets(real, fake, notes) if config.paired else inherit_labels(fake, real)
+    data_range = resolve_data_range(real, fake, config, any(e.needs_data_range for e in evaluators.values()), notes)
+    if config.resize is not None:
+        notes.append(f"distribution metrics on images resized to {config.resize}x{config.resize} ({RESIZE_PROTOCOL}); "
+                     "paired metrics at native size")
+    groupings = resolve_groupings(config.by, real, fake)
     ctx = EvaluationContext(real=real, fake=fake, config=config, data_range=data_range)
     values: dict[str, float] = {"n_real": float(len(real)), "n_fake": float(len(fake))}
     if data_range is not None:
         values["data_range"] = data_range
-    for evaluator in evaluators.values():
-        values.update(evaluator.compute(ctx))
-    return EvaluationResult(values=values, artifacts=ctx.artifacts, config=config, real_names=real.names, fake_names=fake.names)
+    by_metric: dict[str, dict[str, float]] = {}
+    for metric, evaluator in evaluators.items():
+        by_metric[metric] = evaluator.compute(ctx)
+        values.update(by_metric[metric])
+    fairness = None
+    if groupings:
+        set_metrics = {m: e for m, e in evaluators.items() if not e.paired}
+        fairness = breakdown_by_group(ctx, set_metrics, groupings, by_metric)
+    sources = {"real": real.source, "fake": fake.source}
+    if train is not None and holdout is not None:
+        from breastflow.metrics.evaluate_privacy import privacy_check
+
+        check = privacy_check(train, holdout, fake, config, data_range, ctx)
+        ctx.artifacts["privacy"] = check
+        values.update(check.values())
+        sources.update(train=train.source, holdout=holdout.source)
+    return EvaluationResult(values=values, artifacts=ctx.artifacts, config=config, real_names=real.names,
+                            fake_names=fake.names, sources=sources, notes=tuple(notes), fairness=fairness,
+                            cases=case_table(ctx))
 
 
 def evaluate_folders(real_dir: str | Path, fake_dir: str | Path, config: EvaluationConfig) -> EvaluationResult:
     """Load both folders and :func:`evaluate_sets`."""
     return evaluate_sets(load_image_folder(real_dir, "real"), load_image_folder(fake_dir, "fake"), config)
+
+
+def evaluate_inputs(real: str, fake: str, config: EvaluationConfig, train: str | None = None,
+                    holdout: str | None = None) -> EvaluationResult:
+    """Load folders or store selections (:func:`breastflow.metrics.selection.load_input`) and :func:`evaluate_sets`.
+
+    Raises:
+        InputError: see :func:`evaluate_sets` and :func:`breastflow.metrics.selection.load_selection`.
+    """
+    from breastflow.metrics.selection import load_input
+
+    if (train is None) != (holdout is None):
+        raise InputError("the memorisation check needs both --train and --holdout")
+    return evaluate_sets(load_input(real, "real"), load_input(fake, "fake"), config,
+                         None if train is None else load_input(train, "train"),
+                         None if holdout is None else load_input(holdout, "holdout"))
