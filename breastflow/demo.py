@@ -9,7 +9,11 @@ small phantom cohort, with no server to start by hand:
 4. evaluates two *baseline* pre -> post-contrast "generators" on the held-out
    studies with the paired metrics at full resolution (identity: the
    pre-contrast image itself; linear: a global intensity map fitted on the
-   training split), and lets SAMe pick between them.
+   training split), and lets SAMe pick between them;
+5. measures each annotated lesion's contrast-kinetics curve (mean in its
+   Duke-style box per phase, paper 003 Fig 7) on the *stored* phases and checks
+   it against the curve type the phantom designed: a check that ingestion kept
+   the enhancement between phases.
 
 The baselines are honest lower bounds that a trained Pix2PixHD must beat; they
 are not presented as models. Intensities are compared on a per-case scale that
@@ -50,6 +54,8 @@ class DemoResult:
         eval_studies: number of studies evaluated.
         eval_set: which studies were evaluated: ``"held-out"`` (val + test
             splits) or ``"all"`` when the small cohort's split held none out.
+        kinetics: one row per annotated lesion with >= 2 post-contrast phases:
+            study, lesion, designed and measured curve type.
     """
 
     cohort_dir: Path
@@ -60,6 +66,7 @@ class DemoResult:
     same_choice: str
     eval_studies: int
     eval_set: str
+    kinetics: pd.DataFrame
 
 
 @contextmanager
@@ -162,6 +169,43 @@ def evaluate_baselines(store: str, catalog: pd.DataFrame) -> tuple[pd.DataFrame,
     return table, len(held_out), eval_set
 
 
+def kinetics_check(store: str, catalog: pd.DataFrame) -> pd.DataFrame:
+    """Measured vs designed curve type of every annotated lesion in the store.
+
+    The measured curve is the mean intensity in the lesion box per phase,
+    divided by the pre-contrast mean over the body (one scale per case, so
+    enhancement between phases is kept), classified with the BI-RADS rule of
+    :func:`breastflow.metrics.kinetics.classify_curve`.
+
+    Returns:
+        Columns ``study, lesion, lesion_class, designed, measured``; lesions of
+        studies with fewer than two post-contrast phases are left out.
+    """
+    from breastflow.metrics.kinetics import classify_curve
+    from breastflow.store.annotation_commit import read_annotation_commits
+    from breastflow.store.fs import StoreLocation
+    from breastflow.store.zarr_io import open_series_array
+
+    loc = StoreLocation.from_url(store)
+    rows = []
+    for record in read_annotation_commits(loc):
+        roles = set(catalog.loc[catalog["study"] == record.study, "series"])
+        posts = sorted((r for r in roles if r.startswith("post_")), key=lambda r: int(r.split("_")[1]))
+        boxes = [b for b in record.boxes if b.curve_type and b.start_slice is not None]
+        if len(posts) < 2 or PRE not in roles or not boxes:
+            continue
+        phases = [np.asarray(open_series_array(loc, record.study, role)[:], dtype=np.float64)
+                  for role in (PRE, *posts)]
+        reference = float(phases[0][phases[0] > 0].mean())
+        for box in boxes:
+            region = (slice(box.start_slice, box.end_slice + 1), slice(box.start_row, box.end_row + 1),
+                      slice(box.start_column, box.end_column + 1))
+            means = np.array([phase[region].mean() / reference for phase in phases])
+            rows.append({"study": record.study, "lesion": box.lesion_id, "lesion_class": box.lesion_class,
+                         "designed": box.curve_type, "measured": classify_curve(means).value})
+    return pd.DataFrame(rows, columns=["study", "lesion", "lesion_class", "designed", "measured"])
+
+
 def run_demo(out_dir: Path, studies: int = 12, seed: int = 0, workers: int = 2) -> DemoResult:
     """Run the whole demo; see the module docstring.
 
@@ -195,4 +239,5 @@ def run_demo(out_dir: Path, studies: int = 12, seed: int = 0, workers: int = 2) 
     catalog = read_catalog(StoreLocation.from_url(str(store)))
     baselines, n_eval, eval_set = evaluate_baselines(str(store), catalog)
     choice = same_score(baselines, metrics=list(SAME_METRICS)).choice
-    return DemoResult(cohort_dir, store, report.summary(), catalog, baselines, choice, n_eval, eval_set)
+    kinetics = kinetics_check(str(store), catalog)
+    return DemoResult(cohort_dir, store, report.summary(), catalog, baselines, choice, n_eval, eval_set, kinetics)

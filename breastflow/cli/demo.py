@@ -18,7 +18,8 @@ def demo(out: Path, studies: int, seed: int, workers: int) -> None:
     """Run every stage that exists today on a phantom cohort written to OUT.
 
     Phantom DICOM -> de-identified Zarr store (local Dask cluster) -> catalog ->
-    baseline pre -> post-contrast evaluation with paired metrics and SAMe.
+    baseline pre -> post-contrast evaluation with paired metrics and SAMe ->
+    contrast-kinetics curve types measured on the stored phases.
     Uses BREASTFLOW_PSEUDONYM_KEY if set, else a random key kept in OUT/pseudonym.key.
     """
     from breastflow.demo import run_demo
@@ -41,3 +42,9 @@ def demo(out: Path, studies: int, seed: int, workers: int) -> None:
                "full resolution, per-case scale):")
     click.echo(result.baselines.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"   SAMe picks: {result.same_choice}")
+    kinetics = result.kinetics
+    agree = int((kinetics["designed"] == kinetics["measured"]).sum())
+    click.echo(f"5. contrast kinetics measured on the stored phases: {agree}/{len(kinetics)} annotated lesions "
+               "have the curve type the phantom designed")
+    if agree < len(kinetics):
+        click.echo(kinetics[kinetics["designed"] != kinetics["measured"]].to_string(index=False))

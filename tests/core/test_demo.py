@@ -41,6 +41,13 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch):
     assert first.baselines.loc["identity", "mse"] == pytest.approx(np.concatenate(expected).mean(), rel=1e-9)
     assert first.same_choice in {"identity", "linear"}
 
+    # Kinetics measured on the stored phases reproduce the designed curve types.
+    lesions = pd.read_csv(first.cohort_dir / "lesions.csv")
+    multi_phase = set(cohort.loc[cohort["n_post_phases"] >= 2, "study_id"])
+    assert len(first.kinetics) == int(lesions["study_id"].isin(multi_phase).sum()) > 0
+    assert (first.kinetics["designed"] == first.kinetics["measured"]).all()
+    assert sorted(first.kinetics["designed"]) == sorted(lesions.loc[lesions["study_id"].isin(multi_phase), "curve_type"])
+
     again = run_demo(tmp_path, studies=3, seed=5, workers=1)
     assert again.ingest_summary["new"] == 0
     assert again.ingest_summary["skipped"] == n_series
