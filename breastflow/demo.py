@@ -51,7 +51,7 @@ class DemoResult:
         catalog: the store's catalog.
         baselines: one row per baseline candidate, metric means over held-out slices.
         same_choice: the baseline SAMe picks.
-        eval_studies: number of studies evaluated.
+        eval_studies: pseudonyms of the studies evaluated.
         eval_set: which studies were evaluated: ``"held-out"`` (val + test
             splits) or ``"all"`` when the small cohort's split held none out.
         kinetics: one row per annotated lesion with >= 2 post-contrast phases:
@@ -64,7 +64,7 @@ class DemoResult:
     catalog: pd.DataFrame
     baselines: pd.DataFrame
     same_choice: str
-    eval_studies: int
+    eval_studies: list[str]
     eval_set: str
     kinetics: pd.DataFrame
 
@@ -128,7 +128,7 @@ def load_pairs(store: str, catalog: pd.DataFrame, studies: list[str]) -> list[tu
     return pairs
 
 
-def evaluate_baselines(store: str, catalog: pd.DataFrame) -> tuple[pd.DataFrame, int, str]:
+def evaluate_baselines(store: str, catalog: pd.DataFrame) -> tuple[pd.DataFrame, list[str], str]:
     """Paired metrics of the identity and linear baselines on held-out studies.
 
     Splits are per patient and stable under incremental ingestion, so a very
@@ -136,8 +136,8 @@ def evaluate_baselines(store: str, catalog: pd.DataFrame) -> tuple[pd.DataFrame,
     fitted and evaluated on all studies, and the returned set name says so.
 
     Returns:
-        (table indexed by candidate with metric means, number of evaluated
-        studies, ``"held-out"`` or ``"all"``).
+        (table indexed by candidate with metric means, evaluated study
+        pseudonyms, ``"held-out"`` or ``"all"``).
 
     Raises:
         ValueError: no study has both ``pre`` and ``post_1``.
@@ -166,7 +166,7 @@ def evaluate_baselines(store: str, catalog: pd.DataFrame) -> tuple[pd.DataFrame,
     }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "candidate"
-    return table, len(held_out), eval_set
+    return table, held_out, eval_set
 
 
 def kinetics_check(store: str, catalog: pd.DataFrame) -> pd.DataFrame:

@@ -38,7 +38,7 @@ def demo(out: Path, studies: int, seed: int, workers: int) -> None:
     click.echo(f"3. catalog: {len(catalog)} series in {len(per_study)} studies; "
                f"splits {per_study['split'].value_counts().to_dict()}; "
                f"vendors {per_study['vendor'].value_counts().to_dict()}")
-    click.echo(f"4. baseline pre -> post_1 on {result.eval_studies} studies ({result.eval_set}; "
+    click.echo(f"4. baseline pre -> post_1 on {len(result.eval_studies)} studies ({result.eval_set}; "
                "full resolution, per-case scale):")
     click.echo(result.baselines.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"   SAMe picks: {result.same_choice}")
