@@ -2,14 +2,27 @@
 
 Usage::
 
-    breastflow phantom /tmp/bench_cohort --studies 2 --seed 3 --profile realistic
-    python benchmarks/bench_ingest.py /tmp/bench_cohort/dicom [--out /tmp/bench_ingest]
+    breastflow phantom /tmp/c1 --studies 1 --seed 3 --profile realistic   # 6 series, 323 MB
+    breastflow phantom /tmp/c4 --studies 4 --seed 5 --profile realistic   # scaling: more series
+    breastflow phantom /tmp/c40 --studies 40 --seed 5 --profile tiny      # scaling: many tiny tasks
+    python benchmarks/bench_ingest.py /tmp/c1/dicom /tmp/c4/dicom /tmp/c40/dicom [--out DIR]
 
-Measured in one run on the same files (page cache warmed by one untimed
-header pass): dcm2niix converting every series folder to NIfTI (serially, and
-two folders at a time), then ``breastflow.ingest.pipeline.run_ingest`` into a
-fresh local store with a LocalCluster of 1 and of 2 single-threaded worker
-processes. Throughput = DICOM bytes / wall seconds. Prints a JSON summary.
+For each cohort, in one run on the same files (page cache warmed by one
+untimed pass over every byte):
+
+* dcm2niix converting every series folder to NIfTI (serially, and two
+  folders at a time);
+* breastflow in the benchmark process without Dask (plan, then every series
+  one after the other): the work itself, without cluster overhead;
+* ``breastflow.ingest.pipeline.run_ingest`` into a fresh store on a
+  LocalCluster of 1 and of 2 single-threaded worker processes (cluster
+  start-up excluded; planning, probing, writing, verification included).
+
+Lesion annotations are not ingested (dcm2niix converts images only).
+Reported: wall seconds, DICOM MB/s, slices/s, CPU seconds (user + system of
+every process that worked: dcm2niix children, the client, the Dask workers),
+ratios in the same run, store size. Prints JSON. Temporary outputs go to a
+fresh folder (``--out`` or a unique ``mkdtemp``), removed unless ``--keep``.
 No timed asserts: these are figures for docs/store.md.
 """
 
@@ -18,9 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,7 +50,17 @@ def dicom_bytes(root: Path) -> tuple[int, int]:
     return sum(p.stat().st_size for p in files), len(files)
 
 
-def run_dcm2niix(folders: list[Path], out: Path, parallel: int) -> float:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_dcm2niix(folders: list[Path], out: Path, parallel: int) -> tuple[float, float]:
     shutil.rmtree(out, ignore_errors=True)
 
     def convert(index_folder: tuple[int, Path]) -> None:
@@ -45,13 +70,37 @@ def run_dcm2niix(folders: list[Path], out: Path, parallel: int) -> float:
         subprocess.run(["dcm2niix", "-z", "n", "-b", "n", "-o", str(target), str(folder)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    started = time.perf_counter()
+    cpu, started = children_cpu(), time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(convert, enumerate(folders)))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, children_cpu() - cpu
 
 
-def run_breastflow(source: Path, store: Path, workers: int) -> tuple[float, dict]:
+def run_in_process(source: Path, store: Path) -> tuple[float, float, int]:
+    """Plan and ingest every series here, one after the other (no Dask)."""
+    from breastflow.ingest.plan import plan_ingest
+    from breastflow.ingest.pseudonyms import Pseudonymiser
+    from breastflow.ingest.report import Outcome
+    from breastflow.ingest.series import ingest_series
+    from breastflow.store.fs import StoreLocation
+
+    shutil.rmtree(store, ignore_errors=True)
+    loc = StoreLocation.from_url(str(store))
+    cpu, started = own_cpu(), time.perf_counter()
+    plan = plan_ingest(str(source), loc, Pseudonymiser.from_env())
+    new = sum(ingest_series(job, loc).outcome is Outcome.NEW for job in plan.jobs)
+    return time.perf_counter() - started, own_cpu() - cpu, new
+
+
+def _worker_cpu() -> float:
+    import psutil
+
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
+def run_breastflow(source: Path, store: Path, workers: int) -> tuple[float, float, dict]:
+    from breastflow.ingest.annotations import AnnotationOptions
     from breastflow.ingest.config import ClusterConfig, IngestConfig
     from breastflow.ingest.pipeline import dask_client, run_ingest
 
@@ -59,44 +108,67 @@ def run_breastflow(source: Path, store: Path, workers: int) -> tuple[float, dict
     config = IngestConfig(cluster=ClusterConfig(workers=workers, processes=True))
     with dask_client(config.cluster) as client:  # cluster start-up is not ingest time
         client.wait_for_workers(workers)
-        started = time.perf_counter()
-        report = run_ingest(str(source), str(store), config, client=client)
+        before = sum(client.run(_worker_cpu).values())
+        cpu, started = own_cpu(), time.perf_counter()
+        report = run_ingest(str(source), str(store), config, client=client,
+                            annotations=AnnotationOptions(auto_detect=False))
         seconds = time.perf_counter() - started
-    return seconds, report.summary()
+        cpu = own_cpu() - cpu + sum(client.run(_worker_cpu).values()) - before
+    return seconds, cpu, report.summary()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("source", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("/tmp/bench_ingest"))
-    args = parser.parse_args()
-    os.environ.setdefault("BREASTFLOW_PSEUDONYM_KEY", secrets.token_hex(32))
-    if shutil.which("dcm2niix") is None:
-        raise SystemExit("dcm2niix not found: apt-get install -y dcm2niix")
-    folders = series_folders(args.source)
-    nbytes, nfiles = dicom_bytes(args.source)
-    for p in args.source.rglob("*"):  # warm the page cache for everyone alike
+def bench_cohort(source: Path, out: Path) -> dict:
+    folders = series_folders(source)
+    nbytes, nfiles = dicom_bytes(source)
+    for p in source.rglob("*"):  # warm the page cache for everyone alike
         if p.is_file():
             p.read_bytes()
-    results: dict = {"dicom_mb": round(nbytes / 1e6, 1), "dicom_files": nfiles, "series": len(folders),
-                     "cpu_count": os.cpu_count()}
+    results: dict = {"cohort": str(source), "dicom_mb": round(nbytes / 1e6, 1), "dicom_files": nfiles,
+                     "series": len(folders)}
     for parallel in (1, 2):
-        seconds = run_dcm2niix(folders, args.out / f"nifti{parallel}", parallel)
-        results[f"dcm2niix_x{parallel}_s"] = round(seconds, 2)
+        seconds, cpu = run_dcm2niix(folders, out / f"nifti{parallel}", parallel)
+        results[f"dcm2niix_x{parallel}_s"], results[f"dcm2niix_x{parallel}_cpu_s"] = round(seconds, 2), round(cpu, 2)
+    seconds, cpu, new = run_in_process(source, out / "store0")
+    assert new == len(folders), (new, len(folders))
+    results["breastflow_nodask_s"], results["breastflow_nodask_cpu_s"] = round(seconds, 2), round(cpu, 2)
     for workers in (1, 2):
-        seconds, summary = run_breastflow(args.source, args.out / f"store{workers}", workers)
-        assert summary["new"] == len(folders), summary
-        results[f"breastflow_{workers}w_s"] = round(seconds, 2)
-    for name in ("dcm2niix_x1", "dcm2niix_x2", "breastflow_1w", "breastflow_2w"):
+        seconds, cpu, summary = run_breastflow(source, out / f"store{workers}", workers)
+        assert summary["new"] == len(folders) and not summary["failed"] and not summary["quarantined"], summary
+        results[f"breastflow_{workers}w_s"], results[f"breastflow_{workers}w_cpu_s"] = round(seconds, 2), round(cpu, 2)
+    for name in ("dcm2niix_x1", "dcm2niix_x2", "breastflow_nodask", "breastflow_1w", "breastflow_2w"):
         seconds = results[f"{name}_s"]
         results[f"{name}_mb_per_s"] = round(nbytes / 1e6 / seconds, 1)
         results[f"{name}_slices_per_s"] = round(nfiles / seconds, 1)
     results["ratio_breastflow_1w_vs_dcm2niix_x1"] = round(results["dcm2niix_x1_s"] / results["breastflow_1w_s"], 2)
     results["ratio_breastflow_2w_vs_dcm2niix_x2"] = round(results["dcm2niix_x2_s"] / results["breastflow_2w_s"], 2)
+    results["ratio_breastflow_nodask_vs_dcm2niix_x1"] = round(results["dcm2niix_x1_s"]
+                                                              / results["breastflow_nodask_s"], 2)
     results["scaling_1_to_2_workers"] = round(results["breastflow_1w_s"] / results["breastflow_2w_s"], 2)
-    stored = sum(p.stat().st_size for p in (args.out / "store2").rglob("*") if p.is_file())
+    stored = sum(p.stat().st_size for p in (out / "store2").rglob("*") if p.is_file())
     results["store_mb"] = round(stored / 1e6, 1)
     results["compression_ratio_vs_dicom"] = round(nbytes / stored, 2)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sources", type=Path, nargs="+", help="phantom dicom folders (one cohort each)")
+    parser.add_argument("--out", type=Path, default=None, help="scratch folder (default: a fresh mkdtemp)")
+    parser.add_argument("--keep", action="store_true", help="keep the stores and NIfTI files")
+    args = parser.parse_args()
+    os.environ.setdefault("BREASTFLOW_PSEUDONYM_KEY", secrets.token_hex(32))
+    if shutil.which("dcm2niix") is None:
+        raise SystemExit("dcm2niix not found: apt-get install -y dcm2niix")
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench_ingest_"))
+    results = {"cpu_count": os.cpu_count(), "load_avg_1min_at_start": round(os.getloadavg()[0], 2), "cohorts": []}
+    try:
+        for index, source in enumerate(args.sources):
+            results["cohorts"].append(bench_cohort(source, out / f"cohort{index}"))
+            print(json.dumps(results["cohorts"][-1], indent=1), flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
+    results["load_avg_1min_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(results, indent=1))
 
 

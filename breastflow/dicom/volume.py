@@ -22,12 +22,23 @@ Rescale policy (never a silent float):
 Memory: the output is preallocated once and filled frame by frame (each
 multi-frame file is decoded one frame at a time), so a series is never held
 twice.
+
+Speed: uncompressed little-endian pixel data (the common scanner export) is
+read straight from the file into its slot of the output (``readinto``, no
+second header parse, no intermediate array) when the Pixel Data element is
+the file's last element and has exactly the length the header implies; its
+unused high bits are then cleared (or sign-extended) exactly as pydicom's
+native decoder does. Anything else (compressed, big-endian, deflated, odd
+layouts, trailing elements) goes through pydicom's pixel pipeline.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import struct
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import Enum
@@ -47,7 +58,7 @@ from breastflow.dicom.errors import (
     UndecodableTransferSyntax,
     UnsupportedImage,
 )
-from breastflow.dicom.header import FrameInfo
+from breastflow.dicom.header import FrameInfo, InstanceHeader
 from breastflow.dicom.series import SeriesGroup
 
 #: Relative tolerance on slice-step uniformity (1 % of the median step).
@@ -55,6 +66,9 @@ SPACING_TOLERANCE = 0.01
 #: Absolute tolerance (mm) for comparing orientations, spacings and in-plane offsets.
 GEOMETRY_ATOL = 1e-3
 _INT_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64)
+#: Transfer syntaxes whose pixel data is read directly (native, little-endian).
+_DIRECT_SYNTAXES = frozenset({uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian})
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little-endian
 
 
 class Geometry(str, Enum):
@@ -233,36 +247,94 @@ def _decode_error(exc: Exception, path: str, syntax: str) -> IngestError:
     return UndecodableTransferSyntax(f"cannot decode {name} pixel data: {type(exc).__name__}: {text}", path)
 
 
+def _direct_pixel_offset(handle, header: InstanceHeader, nbytes: int) -> int | None:
+    """File offset of the pixel bytes if they can be read directly, else ``None``.
+
+    Direct reading needs native little-endian data on a little-endian host and
+    a Pixel Data element that ends the file with exactly ``nbytes`` (+1 pad
+    byte when odd) of value; its element header is checked byte for byte.
+    """
+    if header.transfer_syntax not in _DIRECT_SYNTAXES or sys.byteorder != "little":
+        return None
+    padded = nbytes + (nbytes & 1)
+    try:
+        size = handle.seek(0, os.SEEK_END)
+    except (OSError, ValueError):
+        return None
+    start = size - padded
+    if header.transfer_syntax == uid.ImplicitVRLittleEndian:
+        expected = [_PIXEL_DATA_TAG + struct.pack("<L", padded)]
+    else:
+        length = struct.pack("<L", padded)
+        expected = [_PIXEL_DATA_TAG + vr + b"\x00\x00" + length for vr in (b"OW", b"OB")]
+    width = len(expected[0])
+    if start - width < 0:
+        return None
+    handle.seek(start - width)
+    if handle.read(width) not in expected:
+        return None
+    return start
+
+
+def _store_frame(array: np.ndarray, z: int, pixels: np.ndarray, frame: FrameInfo, apply: bool,
+                 path: str, index: int) -> None:
+    """Put one decoded frame into its slot, applying an integer rescale if planned."""
+    info = np.iinfo(array.dtype)
+    if pixels.shape != array.shape[1:]:
+        raise UnsupportedImage(f"frame {index} decodes to shape {pixels.shape}, header says "
+                               f"{array.shape[1:]}", path)
+    if apply:
+        values = pixels.astype(np.int64) * int(frame.rescale_slope) + int(frame.rescale_intercept)
+    else:
+        values = pixels
+    if values.dtype != array.dtype and values.size and (values.min() < info.min or values.max() > info.max):
+        raise InconsistentRescale(
+            f"frame {index} has values outside the {array.dtype} range implied by BitsStored", path)
+    array[z] = values
+
+
+def _fill_direct(handle, array: np.ndarray, header: InstanceHeader, wanted: dict[int, int],
+                 frames: list[FrameInfo], apply: bool, native: np.dtype) -> bool:
+    """Read a file's native frames straight into their slots; ``False`` if not possible."""
+    frame_bytes = header.rows * header.columns * native.itemsize
+    start = _direct_pixel_offset(handle, header, frame_bytes * header.n_frames)
+    if start is None:
+        return False
+    shift = header.bits_allocated - header.bits_stored if 0 < header.bits_stored < header.bits_allocated else 0
+    scratch = None if native == array.dtype and not apply else np.empty(array.shape[1:], dtype=native)
+    for index, z in sorted(wanted.items()):
+        target = array[z] if scratch is None else scratch
+        handle.seek(start + index * frame_bytes)
+        if handle.readinto(memoryview(target).cast("B")) != frame_bytes:
+            raise Truncated(f"pixel data of frame {index} ends early", header.path)
+        if shift:  # what pydicom's native decoder does with unused high bits (correct_unused_bits)
+            np.left_shift(target, shift, out=target)
+            np.right_shift(target, shift, out=target)
+        if scratch is not None:
+            _store_frame(array, z, scratch, frames[z], apply, header.path, index)
+    return True
+
+
 def _fill(array: np.ndarray, series: SeriesGroup, frames: list[FrameInfo], apply: bool,
           storage_options: dict | None) -> None:
     """Decode every frame into its z slot of the preallocated ``array``."""
     slot: dict[str, dict[int, int]] = defaultdict(dict)
     for z, frame in enumerate(frames):
         slot[frame.path][frame.frame_index] = z
-    info = np.iinfo(array.dtype)
+    first = series.first
+    native = _native_dtype(first.bits_allocated, first.pixel_representation == 1, series.locator)
     for header in series.headers:
         wanted = slot[header.path]
         seen = 0
         try:
             with open_binary(header.path, storage_options) as handle:
+                if _fill_direct(handle, array, header, wanted, frames, apply, native):
+                    continue
+                handle.seek(0)
                 for index, pixels in enumerate(iter_pixels(handle)):
                     if index not in wanted:
                         continue
-                    z = wanted[index]
-                    if pixels.shape != array.shape[1:]:
-                        raise UnsupportedImage(f"frame {index} decodes to shape {pixels.shape}, header says "
-                                               f"{array.shape[1:]}", header.path)
-                    frame = frames[z]
-                    if apply:
-                        values = pixels.astype(np.int64) * int(frame.rescale_slope) + int(frame.rescale_intercept)
-                    else:
-                        values = pixels
-                    if values.dtype != array.dtype and values.size and (
-                            values.min() < info.min or values.max() > info.max):
-                        raise InconsistentRescale(
-                            f"frame {index} has values outside the {array.dtype} range implied by BitsStored",
-                            header.path)
-                    array[z] = values
+                    _store_frame(array, wanted[index], pixels, frames[wanted[index]], apply, header.path, index)
                     seen += 1
         except IngestError:
             raise

@@ -24,7 +24,12 @@ from breastflow.ingest.report import Outcome, SeriesOutcome
 from breastflow.store import layout
 from breastflow.store.commit import SeriesRecord, write_commit
 from breastflow.store.fs import StoreLocation
-from breastflow.store.zarr_io import ArrayLayout, Geometry, stored_mismatch, write_series
+from breastflow.store.zarr_io import (
+    ArrayLayout,
+    Geometry,
+    stored_mismatch,
+    write_series,
+)
 
 #: glibc ``mallopt`` parameters (malloc.h) and the values set on ingest workers.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
