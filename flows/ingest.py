@@ -20,6 +20,7 @@ from prefect_dask import DaskTaskRunner
 
 from breastflow.ingest.annotations import AnnotationOptions
 from breastflow.ingest.pipeline import failed_outcome, new_run_id
+from breastflow.ingest.report import ExitStatus
 from breastflow.store.fs import StoreLocation, storage_options_from_env
 from breastflow.store.splits import SplitConfig
 from breastflow.store.zarr_io import ArrayLayout
@@ -85,6 +86,9 @@ def ingest_flow(source: str, store: str, seed: int = 0, shard_slices: int = 16,
     publish_report_task(report)
     summary = report.summary()
     logger.info("run %s: %s", run_id, {k: v for k, v in summary.items() if k != "reasons"})
+    if report.exit_status() is ExitStatus.FAILURE:
+        # The artifact is published; end the run red so a broken cluster or store is not shown as green.
+        raise RuntimeError(f"ingest run {run_id} failed: nothing landed ({summary['reasons']}); see its artifact")
     return summary
 
 

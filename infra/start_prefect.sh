@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
-# Start a Prefect API server (UI on http://127.0.0.1:4200) and a process work pool + worker.
+# Start a Prefect API server with its UI on http://127.0.0.1:PORT and create the
+# process work pool that deployments/prefect.yaml uses. The server stays in the
+# foreground; Ctrl-C stops it. Its database lives under $PREFECT_HOME (~/.prefect).
+#   usage: infra/start_prefect.sh [PORT]        (default 4200)
 set -euo pipefail
-export PREFECT_API_URL="${PREFECT_API_URL:-http://127.0.0.1:4200/api}"
-prefect server start --host 127.0.0.1 --port 4200 &
+PORT="${1:-4200}"
+POOL="breastflow-process"   # = definitions.work_pools.ingest_pool.name in deployments/prefect.yaml
+API="http://127.0.0.1:$PORT/api"
+
+env -u PREFECT_API_URL prefect server start --host 127.0.0.1 --port "$PORT" &
 SERVER_PID=$!
-until curl -sf "$PREFECT_API_URL/health" >/dev/null; do sleep 1; done
-prefect work-pool create breastflow-process --type process 2>/dev/null || true
-echo "Prefect server pid $SERVER_PID; starting worker (Ctrl-C stops it)"
-exec prefect worker start --pool breastflow-process --work-queue ingest
+trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 120); do
+  curl -sf "$API/health" >/dev/null && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { echo "prefect server exited" >&2; exit 1; }
+  sleep 1
+done
+curl -sf "$API/health" >/dev/null || { echo "prefect server not healthy after 120 s" >&2; exit 1; }
+if ! PREFECT_API_URL="$API" prefect work-pool inspect "$POOL" >/dev/null 2>&1; then
+  PREFECT_API_URL="$API" prefect work-pool create "$POOL" --type process
+fi
+echo "Prefect server ready: UI http://127.0.0.1:$PORT  (export PREFECT_API_URL=$API)"
+wait "$SERVER_PID"

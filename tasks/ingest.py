@@ -13,6 +13,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from breastflow.deid.pseudonym import KEY_ENV_VAR, PseudonymKeyError
 from breastflow.ingest.annotation_job import AnnotationJob, ingest_annotation
 from breastflow.ingest.annotations import AnnotationOptions, load_annotation_source
 from breastflow.ingest.pipeline import ensure_split_seed, finalize_ingest
@@ -41,7 +42,14 @@ def _pseudonymiser(key_secret_block: str | None) -> Pseudonymiser:
         return Pseudonymiser.from_env()
     from prefect.blocks.system import Secret
 
-    return Pseudonymiser(Secret.load(key_secret_block).get().encode("utf-8"))
+    try:
+        secret = Secret.load(key_secret_block)
+    except ValueError as err:  # Prefect: "Unable to find block document named ..."
+        raise PseudonymKeyError(
+            f"the pseudonym key's Prefect Secret block {key_secret_block!r} was not found on the Prefect API "
+            f"({err}); create it (infra/README.md, 'The pseudonym key') or run with key_secret_block=None "
+            f"to read {KEY_ENV_VAR} from the environment") from err
+    return Pseudonymiser(secret.get().encode("utf-8"))
 
 
 @task(retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_on_transient,
