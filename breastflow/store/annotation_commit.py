@@ -13,6 +13,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from breastflow.store import layout
+from breastflow.store.commit import read_markers
 from breastflow.store.fs import StoreLocation, atomic_write_bytes, read_bytes
 
 #: Name of the lesion label mask under ``studies/<study>/masks/``.
@@ -134,19 +135,5 @@ def read_annotation_commits(loc: StoreLocation) -> list[AnnotationRecord]:
     Raises:
         ValueError: a marker is corrupt (names the object).
     """
-    fs = loc.filesystem()
-    base = loc.fs_path(layout.ANNOTATIONS)
-    try:
-        paths = sorted(p for p in fs.find(base) if p.endswith(".json"))
-    except FileNotFoundError:
-        return []
-    if not paths:
-        return []
-    contents = fs.cat(paths) if len(paths) > 1 else {paths[0]: fs.cat_file(paths[0])}
-    records = []
-    for path in sorted(contents):
-        try:
-            records.append(AnnotationRecord.model_validate_json(contents[path]))
-        except ValueError as err:
-            raise ValueError(f"corrupt annotation marker {path}: {err}") from err
+    records = read_markers(loc, layout.ANNOTATIONS, AnnotationRecord, "annotation")
     return sorted(records, key=lambda r: r.study)

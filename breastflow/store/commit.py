@@ -9,11 +9,14 @@ projection of all markers, so rebuilding it is always safe.
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from breastflow.store import layout
 from breastflow.store.fs import StoreLocation, atomic_write_bytes, read_bytes
+
+Marker = TypeVar("Marker", bound=BaseModel)
 
 
 class SeriesRecord(BaseModel):
@@ -73,24 +76,39 @@ def read_commit(loc: StoreLocation, study: str, series: str) -> SeriesRecord | N
         return None
 
 
+def read_markers(loc: StoreLocation, prefix: str, model: type[Marker], what: str) -> list[Marker]:
+    """Every JSON marker under ``prefix``, parsed as ``model``, in one batched read.
+
+    Args:
+        prefix: store-relative folder of the markers (e.g. ``layout.COMMITS``).
+        model: pydantic model of one marker.
+        what: marker kind for error messages (e.g. ``"commit"``).
+
+    Raises:
+        ValueError: a marker is corrupt (names the object).
+    """
+    fs = loc.filesystem()
+    try:
+        paths = sorted(p for p in fs.find(loc.fs_path(prefix)) if p.endswith(".json"))
+    except FileNotFoundError:
+        return []
+    if not paths:
+        return []
+    contents = fs.cat(paths) if len(paths) > 1 else {paths[0]: fs.cat_file(paths[0])}
+    records = []
+    for path in sorted(contents):
+        try:
+            records.append(model.model_validate_json(contents[path]))
+        except ValueError as err:
+            raise ValueError(f"corrupt {what} marker {path}: {err}") from err
+    return records
+
+
 def read_commits(loc: StoreLocation) -> list[SeriesRecord]:
     """Every committed series in the store, sorted by (study, series).
 
     Raises:
         ValueError: a marker is corrupt (names the object).
     """
-    fs = loc.filesystem()
-    base = loc.fs_path(layout.COMMITS)
-    try:
-        paths = [p for p in fs.find(base) if p.endswith(".json")]
-    except FileNotFoundError:
-        return []
-    records = []
-    if paths:
-        contents = fs.cat(paths) if len(paths) > 1 else {paths[0]: fs.cat_file(paths[0])}
-        for path in sorted(contents):
-            try:
-                records.append(SeriesRecord.model_validate_json(contents[path]))
-            except ValueError as err:
-                raise ValueError(f"corrupt commit marker {path}: {err}") from err
+    records = read_markers(loc, layout.COMMITS, SeriesRecord, "commit")
     return sorted(records, key=lambda r: (r.study, r.series))
