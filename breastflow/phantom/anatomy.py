@@ -1,15 +1,29 @@
 """Static anatomy of a prone bilateral breast MRI: tissue fraction maps in patient mm.
 
 The body is described by continuous shapes in LPS millimetres (see
-:mod:`breastflow.phantom.geometry` for axes): a thorax (elliptic cross-section
-whose anterior wall curves backwards laterally) with a pectoral muscle band,
-rib/intercostal layer, two lungs, the heart and descending aorta; and two
-breasts hanging anteriorly (patient prone) as randomly perturbed
-hemi-ellipsoids attached to the chest wall, wrapped in skin. Inside each
-breast, fibroglandular tissue (FGT) is a thresholded mix of coarse and fine
-smooth noise, streaky along the anterior-posterior axis (duct-like), denser
-centrally and absent in the subcutaneous and retromammary fat layers; the
-breast density category sets how much of the breast is FGT.
+:mod:`breastflow.phantom.geometry` for axes), modelled on axial prone
+Duke-Breast-Cancer-MRI slices:
+
+* **Breasts** hang anteriorly from a chest wall that bows forward at the
+  sternum and recedes laterally. Each is a perturbed half-ellipsoid that
+  tapers towards the nipple (a teardrop in axial section), tilted slightly
+  laterally, wrapped in skin, with a nipple at the apex.
+* **Fibroglandular tissue (FGT)** fills a retro-areolar cone around the
+  breast axis, absent in the subcutaneous and retromammary fat. Its texture
+  mixes lobular clumps (coarse smooth noise) with duct-like strands: fine
+  noise that is long along the anterior-posterior axis and warped so its
+  streaks converge on the nipple (:meth:`SmoothField.sample_converging`);
+  thin sheets along the zero set of that field give feathery margins. The
+  threshold is calibrated per patient so the FGT share of breast volume
+  matches the density category (BI-RADS a-d).
+* **Chest wall**: pectoralis band (thickest mid-laterally), a rib layer
+  (ribs run obliquely, so axial slices cut them into segments along the arc;
+  intercostal muscle between them), the sternum at the midline.
+* **Thorax**: lungs (dark), an irregular, rotated heart (myocardium around
+  the blood pool) and descending aorta; the FOV usually cuts them off.
+* **Vessels** (:mod:`breastflow.phantom.vessels`): internal mammary and
+  lateral thoracic vessels plus a few tortuous vessels per breast, part of
+  the blood pool.
 
 :meth:`Anatomy.tissue_maps` samples the model on any :class:`Grid` and returns
 per-voxel tissue fractions with soft (partial-volume) edges, so the same
@@ -18,28 +32,41 @@ anatomy renders consistently on the T1 and T2 grids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
-from scipy.special import ndtri
 
 from breastflow.phantom.fields import SmoothField, draw_field
-from breastflow.phantom.geometry import Grid, slab
+from breastflow.phantom.geometry import Grid, slab, sub_grid
+from breastflow.phantom.vessels import (
+    Vessel,
+    draw_breast_vessels,
+    draw_chest_vessels,
+    vessel_occupancy,
+)
 
 # Region of patient space in which breast texture fields are drawn (z, y, x mm).
-BREAST_EXTENT_MM = ((-110.0, 110.0), (-200.0, 60.0), (-200.0, 200.0))
+BREAST_EXTENT_MM = ((-120.0, 120.0), (-230.0, 80.0), (-230.0, 230.0))
 CHUNK_VOXELS = 1 << 21
+NIPPLE_MM = (5.0, 6.0)  # nipple radius and protrusion
+CALIBRATION_STEP_MM = 4.0
 
 
 @dataclass(frozen=True)
 class Breast:
-    """One breast as a hemi-ellipsoid hanging anteriorly from the chest wall.
+    """One breast hanging anteriorly from the chest wall.
 
     Attributes:
-        centre_x: LPS x of the breast axis (negative = patient right).
+        centre_x: LPS x of the breast axis at the chest wall (negative = patient right).
         centre_z: LPS z of the breast axis.
         radius_x, radius_z: half-width (L-R) and half-height (S-I) in mm at the base.
         depth: anterior extent from the chest wall to the nipple in mm.
+        tilt: lateral drift of the axis at the nipple as a fraction of ``depth``
+            (positive = away from the midline).
+        taper: how much the cross-section narrows towards the nipple beyond the
+            ellipsoid (0 = half-ellipsoid, 0.4 = teardrop).
+        roundness: exponent ``k`` of the depth term of the surface
+            ``u^2 + w^2 + v^k = 1`` (2 = ellipsoid; larger = fuller, U-shaped).
     """
 
     centre_x: float
@@ -47,13 +74,35 @@ class Breast:
     radius_x: float
     radius_z: float
     depth: float
+    tilt: float = 0.0
+    taper: float = 0.0
+    roundness: float = 2.0
+
+    def axis_x(self, v: np.ndarray | float) -> np.ndarray | float:
+        """LPS x of the breast axis at relative depth ``v`` (0 chest wall, 1 nipple)."""
+        return self.centre_x + np.sign(self.centre_x) * self.tilt * self.depth * v
+
+    def frame(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, ycw: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normalised breast coordinates ``(u, v, w)``; the surface is ``u^2 + w^2 + v^k = 1``.
+
+        ``v`` is the relative depth in front of the chest wall ``ycw`` (LPS y at ``x``),
+        ``u`` and ``w`` the lateral and cranio-caudal offsets from the (tilted) axis,
+        scaled by the tapering base radii.
+        """
+        v = np.maximum(ycw - y, 0.0) / np.float32(self.depth)
+        shrink = 1.0 - np.float32(self.taper) * v
+        u = (x - self.axis_x(v)) / (np.float32(self.radius_x) * shrink)
+        w = (z - np.float32(self.centre_z)) / (np.float32(self.radius_z) * shrink)
+        return u.astype(np.float32), v.astype(np.float32), w.astype(np.float32)
 
 
 @dataclass(frozen=True)
 class TissueMaps:
     """Per-voxel tissue fractions on one grid, each float32 ``(n_slices, rows, cols)``.
 
-    Fractions are in [0, 1] and sum to at most 1 (the rest is air).
+    Fractions are in [0, 1] and, except ``breast``, sum to at most 1 (the rest is air).
+    ``blood`` includes the heart, aorta and all vessels; ``bone`` is ribs and sternum.
     """
 
     fgt: np.ndarray
@@ -63,11 +112,13 @@ class TissueMaps:
     thorax: np.ndarray
     lung: np.ndarray
     blood: np.ndarray
-    breast: np.ndarray  # breast interior (fgt + fat inside the breasts), for lesion placement
+    bone: np.ndarray
+    breast: np.ndarray  # breast interior (fgt + fat + vessels inside the breasts), for lesion placement
 
     def body(self) -> np.ndarray:
         """Total tissue fraction (1 - air)."""
-        return self.fgt + self.fat + self.skin + self.muscle + self.thorax + self.lung + self.blood
+        return (self.fgt + self.fat + self.skin + self.muscle + self.thorax + self.lung + self.blood
+                + self.bone)
 
 
 @dataclass(frozen=True)
@@ -77,14 +128,20 @@ class Anatomy:
     Attributes:
         chest_y: LPS y of the anterior chest wall at the midline (mm).
         chest_curve: how far (mm) the chest wall recedes at ``x = +-thorax_half_width``.
-        thorax_half_width, thorax_depth: thorax ellipse semi-axes (x) and full A-P depth (mm).
+        thorax_half_width, thorax_depth: thorax ellipse semi-axis (x) and full A-P depth (mm).
         subcutaneous_mm: pre-sternal / subcutaneous fat layer thickness.
         skin_mm: skin thickness.
-        pectoral_mm: pectoral muscle thickness.
-        density: target FGT share of breast volume (BI-RADS a-d ~ 0.1-0.65).
+        pectoral_mm: pectoral muscle thickness (mid-lateral maximum).
+        rib_mm, rib_period_mm, rib_slope: rib layer thickness, rib + intercostal
+            period along z, and z drop of a rib per mm of lateral distance.
+        density: target FGT share of breast volume (BI-RADS a-d ~ 0.15-0.7).
+        fgt_threshold: texture level above which tissue is glandular (calibrated to ``density``).
         breasts: right and left breast.
         heart_centre, heart_radii: heart ellipsoid (x, y, z) in mm.
-        shape_field, fgt_coarse, fgt_fine, thorax_texture: smooth random fields.
+        heart_angle: in-plane rotation of the heart's long axis (radians).
+        myocardium_mm: heart wall thickness.
+        vessels: breast and chest-wall vessels.
+        shape_field, fgt_coarse, fgt_fine, thorax_texture, bpe_texture: smooth random fields.
     """
 
     chest_y: float
@@ -94,22 +151,39 @@ class Anatomy:
     subcutaneous_mm: float
     skin_mm: float
     pectoral_mm: float
+    rib_mm: float
+    rib_period_mm: float
+    rib_slope: float
     density: float
+    fgt_threshold: float
     breasts: tuple[Breast, Breast]
     heart_centre: tuple[float, float, float]
     heart_radii: tuple[float, float, float]
+    heart_angle: float
+    myocardium_mm: float
+    vessels: tuple[Vessel, ...]
     shape_field: SmoothField
     fgt_coarse: SmoothField
     fgt_fine: SmoothField
     thorax_texture: SmoothField
+    bpe_texture: SmoothField
 
-    def chest_wall_y(self, x: np.ndarray) -> np.ndarray:
+    def chest_wall_y(self, x: np.ndarray | float) -> np.ndarray | float:
         """LPS y of the anterior chest wall (behind the breasts) at lateral position ``x``."""
         return self.chest_y + self.chest_curve * (x / self.thorax_half_width) ** 2
 
+    def nipple(self, breast: Breast) -> tuple[float, float, float]:
+        """LPS ``(x, y, z)`` of the breast apex (base of the nipple)."""
+        x = float(breast.axis_x(1.0))
+        return (x, float(self.chest_wall_y(x)) - breast.depth, breast.centre_z)
+
     def anterior_extent(self) -> float:
-        """Most anterior LPS y reached by either breast (mm), for FOV placement."""
-        return min(self.chest_y - 1.1 * b.depth for b in self.breasts)
+        """Most anterior LPS y reached by either breast incl. the nipple (mm), for FOV placement."""
+        return min(self.nipple(b)[1] for b in self.breasts) - NIPPLE_MM[1]
+
+    def width(self) -> float:
+        """L-R extent of the breasts (mm), for fitting the FOV."""
+        return max(abs(b.centre_x) + 1.08 * b.radius_x + self.skin_mm for b in self.breasts) * 2.0
 
     def tissue_maps(self, grid: Grid) -> TissueMaps:
         """Sample all tissue fractions on ``grid`` (soft edges one voxel wide).
@@ -127,12 +201,17 @@ class Anatomy:
                 out[n][k0:k1] = getattr(part, n)
         return TissueMaps(**out)
 
+    def pectoral_thickness(self, x: np.ndarray) -> np.ndarray:
+        """Pectoralis thickness (mm) at lateral position ``x``: none at the sternum, thickest mid-laterally."""
+        s = np.clip(np.abs(x) / self.thorax_half_width, 0.0, 1.0)
+        return self.pectoral_mm * (0.35 + 0.75 * np.sin(np.pi * np.minimum(s * 1.15, 1.0)))
+
     def _tissue_maps(self, grid: Grid) -> TissueMaps:
         z = grid.axis_mm(0).astype(np.float32)[:, None, None]
         y = grid.axis_mm(1).astype(np.float32)[None, :, None]
         x = grid.axis_mm(2).astype(np.float32)[None, None, :]
         h = float(np.mean(grid.pixel_spacing))
-        ycw = self.chest_wall_y(x)  # (1, 1, X)
+        ycw = self.chest_wall_y(x).astype(np.float32)  # (1, 1, X)
 
         # Thorax: ellipse in x-y (slightly narrowing towards the feet), cut anteriorly.
         a_x = self.thorax_half_width * (1.0 + 0.0008 * z)
@@ -141,68 +220,122 @@ class Anatomy:
         q = np.sqrt((x / a_x) ** 2 + ((y - y_c) / a_y) ** 2)
         d_thorax = np.minimum((1.0 - q) * min(self.thorax_half_width, a_y), y - (ycw - self.subcutaneous_mm))
 
-        # Breasts: perturbed hemi-ellipsoids anterior of the chest wall.
-        wobble = 1.0 + 0.07 * self.shape_field.sample(grid)
+        # Breasts: perturbed tapering half-ellipsoids anterior of the chest wall, plus nipples.
+        wobble = 1.0 + 0.06 * self.shape_field.sample(grid)
         d_breast = np.full(grid.shape, -1e3, dtype=np.float32)
-        r_best = np.full(grid.shape, 9.0, dtype=np.float32)
+        nipples = np.zeros(grid.shape, dtype=np.float32)
         for b in self.breasts:
-            u = (x - b.centre_x) / b.radius_x
-            v = np.maximum(ycw - y, 0.0) / b.depth
-            w = (z - b.centre_z) / b.radius_z
-            r = np.sqrt(u * u + v * v + w * w) * wobble
+            u, v, w = b.frame(x, y, z, ycw)
+            r = np.sqrt(u * u + w * w + v ** np.float32(b.roundness))
+            r *= 1.0 + (wobble - 1.0) * (1.0 - v * v)  # irregular outline, nipple stays on the apex
             d = np.minimum((1.0 - r) * min(b.radius_x, b.depth, b.radius_z), ycw + 10.0 - y)
             np.maximum(d_breast, d, out=d_breast)
-            np.minimum(r_best, r, out=r_best)
+            nx, ny, nz = self.nipple(b)
+            radius, length = NIPPLE_MM
+            nipple = _ellipsoid_occ(x, y, z, (nx, ny + self.skin_mm, nz), (radius, length + self.skin_mm, radius), h)
+            np.maximum(nipples, nipple, out=nipples)
         d_body = np.maximum(d_thorax, d_breast)
-
-        body = _occ(d_body, h)
+        body = np.maximum(_occ(d_body, h), nipples)
         interior = _occ(d_body - self.skin_mm, h)
         skin = body - interior
 
         anterior = _occ(ycw - y, h)  # 1 in front of the chest wall
         breast = interior * anterior * _occ(d_breast - self.skin_mm, h)
-        # FGT: streaky texture, denser centrally, none in subcutaneous/retromammary fat.
-        tex = 0.55 * self.fgt_coarse.sample(grid) + 0.45 * self.fgt_fine.sample(grid)
-        tex /= np.float32(np.hypot(0.55, 0.45))
-        tex += 1.2 * (0.6 - r_best)
-        thr = np.float32(ndtri(1.0 - self.density))
-        fgt_frac = _sigmoid(4.0 * (tex - thr))
-        fgt_frac *= _occ(d_breast - self.skin_mm - 4.0, 2.0 * h)  # subcutaneous fat
-        fgt_frac *= _occ(ycw - y - 5.0, 2.0 * h)  # retromammary fat
-        fgt = (breast * fgt_frac).astype(np.float32)
+        fgt = breast * self._fgt_fraction(grid, ycw, d_breast, h)
         chest = interior * (1.0 - anterior)  # inside the thorax, behind the chest wall
-        fat = (interior * anterior - fgt).astype(np.float32)
+        fat = interior * anterior - fgt
 
+        # Chest wall: pectoralis, then ribs / intercostal muscle / sternum.
         depth = y - ycw  # mm behind the chest wall
-        muscle_band = _occ(depth, h) * _occ(self.pectoral_mm - depth, h) * _occ(np.abs(x) - 25.0, h)
-        muscle = chest * muscle_band
-        rest = chest - muscle
-        heart = _ellipsoid_occ(x, y, z, self.heart_centre, self.heart_radii, h)
+        pect = self.pectoral_thickness(x).astype(np.float32)
+        pect = np.where(np.abs(x) < 22.0, np.float32(0.0), pect)
+        muscle = chest * _occ(depth, h) * _occ(pect - depth, h)
+        layer = chest * _occ(depth - pect, h) * _occ(pect + self.rib_mm - depth, h)
+        phase = 2.0 * np.pi * (z + self.rib_slope * np.abs(x)) / self.rib_period_mm
+        ribs = np.clip(2.5 * (np.cos(phase) - 0.1), 0.0, 1.0)
+        ribs = np.maximum(ribs, _occ(20.0 - np.abs(x), h))  # sternum
+        bone = layer * ribs
+        muscle = muscle + layer - bone  # intercostal muscle
+        rest = chest * _occ(depth - pect - self.rib_mm, h)
+
+        # Heart (rotated, irregular ellipsoid: myocardium around blood), aorta, lungs.
         hx, hy, hz = self.heart_centre
-        aorta = _occ(12.0 - np.sqrt((x - hx - 15.0) ** 2 + (y - (hy + 75.0)) ** 2), h) * np.ones_like(z)
-        blood = rest * np.maximum(heart, aorta)
+        rx, ry, rz = self.heart_radii
+        ca, sa = np.cos(self.heart_angle), np.sin(self.heart_angle)
+        xr, yr = (x - hx) * ca + (y - hy) * sa, -(x - hx) * sa + (y - hy) * ca
+        qh = np.sqrt((xr / rx) ** 2 + (yr / ry) ** 2 + ((z - hz) / rz) ** 2) * wobble * wobble
+        d_heart = (1.0 - qh) * min(rx, ry, rz)
+        heart = rest * _occ(d_heart, h)
+        heart_blood = rest * _occ(d_heart - self.myocardium_mm, h)
+        aorta = rest * _occ(12.0 - np.sqrt((x - hx - 10.0) ** 2 + (y - (hy + ry + 45.0)) ** 2), h)
+        blood = np.maximum(heart_blood, aorta)
+        muscle = muscle + heart - heart_blood  # myocardium
         lungs = np.maximum(
-            _ellipsoid_occ(x, y, z, (-0.5 * self.thorax_half_width, hy + 10.0, hz + 40.0),
-                           (0.33 * self.thorax_half_width, 0.38 * self.thorax_depth, 140.0), h),
-            _ellipsoid_occ(x, y, z, (0.5 * self.thorax_half_width, hy + 10.0, hz + 40.0),
-                           (0.33 * self.thorax_half_width, 0.38 * self.thorax_depth, 140.0), h),
+            _ellipsoid_occ(x, y, z, (-0.5 * self.thorax_half_width, hy + 20.0, hz + 60.0),
+                           (0.36 * self.thorax_half_width, 0.4 * self.thorax_depth, 150.0), h),
+            _ellipsoid_occ(x, y, z, (0.5 * self.thorax_half_width, hy + 20.0, hz + 60.0),
+                           (0.36 * self.thorax_half_width, 0.4 * self.thorax_depth, 150.0), h),
         )
-        lung = (rest - blood) * lungs * _occ(depth - self.pectoral_mm - 12.0, h)
-        thorax = rest - blood - lung
+        lung = np.clip(rest - np.maximum(heart, aorta), 0.0, None) * lungs
+        thorax = np.clip(rest - np.maximum(heart, aorta) - lung, 0.0, None)
+
+        # Vessels displace whatever tissue they run through (inside the body only).
+        vessel = vessel_occupancy(self.vessels, grid) * interior
+        keep = 1.0 - vessel
         return TissueMaps(
-            fgt=fgt,
-            fat=_f32(fat),
+            fgt=_f32(fgt * keep),
+            fat=_f32(np.clip(fat, 0.0, None) * keep),
             skin=_f32(skin),
-            muscle=_f32(muscle),
-            thorax=_f32(thorax),
-            lung=_f32(lung),
-            blood=_f32(blood),
+            muscle=_f32(muscle * keep),
+            thorax=_f32(thorax * keep),
+            lung=_f32(lung * keep),
+            blood=_f32(blood * keep + vessel),
+            bone=_f32(bone * keep),
             breast=_f32(breast),
         )
 
+    def fgt_level(self, grid: Grid, ycw: np.ndarray) -> np.ndarray:
+        """Glandular texture level (before thresholding) on ``grid``, float32 ``(n_slices, rows, cols)``.
+
+        Central cone around each breast axis (retro-areolar, narrowing to the
+        nipple) plus lobular clumps and nipple-converging duct-like streaks;
+        ``-inf``-like (-9) outside both breasts' boxes.
+        """
+        level = np.full(grid.shape, -9.0, dtype=np.float32)
+        y_mm, x_mm = grid.axis_mm(1), grid.axis_mm(2)
+        for b in self.breasts:
+            nipple = self.nipple(b)
+            x_lo, x_hi = b.centre_x - 1.3 * b.radius_x, b.centre_x + 1.3 * b.radius_x
+            cols = np.nonzero((x_mm >= min(x_lo, nipple[0] - 10)) & (x_mm <= max(x_hi, nipple[0] + 10)))[0]
+            rows = np.nonzero((y_mm >= nipple[1] - 2 * NIPPLE_MM[1]) & (y_mm <= self.chest_y + self.chest_curve))[0]
+            if cols.size == 0 or rows.size == 0:
+                continue
+            box = sub_grid(grid, (0, int(rows[0]), int(cols[0])),
+                           (grid.n_slices, int(rows[-1]) + 1, int(cols[-1]) + 1))
+            z = box.axis_mm(0).astype(np.float32)[:, None, None]
+            y = box.axis_mm(1).astype(np.float32)[None, :, None]
+            x = box.axis_mm(2).astype(np.float32)[None, None, :]
+            u, v, w = b.frame(x, y, z, self.chest_wall_y(x).astype(np.float32))
+            radial = np.sqrt(u * u + w * w) / np.sqrt(np.maximum(1.0 - v ** np.float32(b.roundness), 0.05))
+            # 1 on the axis, 0 near the skin; thinner next to the chest wall and towards the nipple
+            cone = 1.0 - radial - 1.2 * (v - 0.5) ** 2
+            coarse = self.fgt_coarse.sample(box)
+            ducts = self.fgt_fine.sample_converging(box, nipple, b.depth)
+            strands = np.exp(-((ducts / 0.35) ** 2))  # thin sheets along the zero set: feathery strands
+            tex = 2.0 * cone + 0.8 * coarse + 0.4 * ducts + 0.8 * strands
+            region = level[:, int(rows[0]):int(rows[-1]) + 1, int(cols[0]):int(cols[-1]) + 1]
+            np.maximum(region, tex, out=region)
+        return level
+
+    def _fgt_fraction(self, grid: Grid, ycw: np.ndarray, d_breast: np.ndarray, h: float) -> np.ndarray:
+        frac = _sigmoid(4.0 * (self.fgt_level(grid, ycw) - np.float32(self.fgt_threshold)))
+        frac *= _occ(d_breast - self.skin_mm - 3.0, 2.0 * h)  # subcutaneous fat
+        frac *= _occ(ycw - grid.axis_mm(1).astype(np.float32)[None, :, None] - 9.0, 2.0 * h)  # retromammary fat
+        return frac
+
 
 def _f32(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.float32, copy=False)  # fractions are in [0, 1] by construction
+    return np.clip(a, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def _occ(dist_mm: np.ndarray, h: float) -> np.ndarray:
@@ -223,6 +356,30 @@ def _ellipsoid_occ(x, y, z, centre, radii, h):  # type: ignore[no-untyped-def]
     return _occ((1.0 - q) * min(radii), h)
 
 
+def _calibrated(anatomy: Anatomy) -> Anatomy:
+    """Set ``fgt_threshold`` so FGT fills ``density`` of the breast volume (4 mm lattice)."""
+    s = CALIBRATION_STEP_MM
+    y0 = float(np.floor(anatomy.anterior_extent() / s) * s) - s
+    y1 = anatomy.chest_y + anatomy.chest_curve + s
+    zs = [b.centre_z for b in anatomy.breasts]
+    rz = max(b.radius_z for b in anatomy.breasts)
+    z0 = min(zs) - rz
+    grid = Grid(rows=int((y1 - y0) // s) + 1, cols=int(440 // s), n_slices=int(2 * rz // s) + 2,
+                pixel_spacing=(s, s), slice_spacing=s, slice_thickness=s, origin=(-220.0, y0, z0))
+    trial = replace(anatomy, fgt_threshold=-100.0)  # FGT wherever the fat layers allow it
+    maps = trial.tissue_maps(grid)
+    ycw = trial.chest_wall_y(grid.axis_mm(2).astype(np.float32))[None, None, :]
+    level = trial.fgt_level(grid, ycw)
+    inside = maps.breast > 0.5
+    if not inside.any():
+        return trial
+    # the sigmoid is ~ a step at this resolution: the (1 - density) quantile inside the breast;
+    # the fat layers (no FGT) already hold part of the volume, so aim the glandular core higher.
+    eligible = inside & (maps.fgt > 0.5 * maps.breast)
+    share = float(np.clip(anatomy.density * inside.sum() / max(eligible.sum(), 1), 0.02, 0.98))
+    return replace(anatomy, fgt_threshold=float(np.quantile(level[eligible], 1.0 - share)))
+
+
 def draw_anatomy(rng: np.random.Generator, detail_mm: float = 4.0) -> Anatomy:
     """Draw one patient's anatomy.
 
@@ -231,37 +388,55 @@ def draw_anatomy(rng: np.random.Generator, detail_mm: float = 4.0) -> Anatomy:
         detail_mm: in-plane size of the finest glandular texture (use about one
             to two voxels; finer texture than the grid resolves only costs time).
     """
-    half_width = float(rng.uniform(145.0, 170.0))
-    depth = float(rng.uniform(175.0, 215.0))
-    breast_depth = float(rng.uniform(55.0, 125.0))
-    radius_x = float(rng.uniform(55.0, 75.0))
-    radius_z = float(rng.uniform(50.0, 72.0))
-    separation = float(rng.uniform(80.0, 100.0))
+    half_width = float(rng.uniform(150.0, 172.0))
+    depth = float(rng.uniform(190.0, 230.0))
+    breast_depth = float(rng.uniform(140.0, 190.0))  # prone: the breasts hang into the coil
+    radius_x = float(rng.uniform(60.0, 76.0))
+    radius_z = float(rng.uniform(55.0, 78.0))
+    separation = float(rng.uniform(78.0, 95.0))
+    taper = float(rng.uniform(0.0, 0.2))
+    roundness = float(rng.uniform(2.4, 3.6))
     breasts = tuple(
         Breast(
             centre_x=side * separation * float(rng.uniform(0.95, 1.05)),
             centre_z=float(rng.uniform(-6.0, 6.0)),
             radius_x=radius_x * float(rng.uniform(0.93, 1.07)),
             radius_z=radius_z * float(rng.uniform(0.93, 1.07)),
-            depth=breast_depth * float(rng.uniform(0.9, 1.1)),
+            depth=breast_depth * float(rng.uniform(0.92, 1.08)),
+            tilt=float(rng.uniform(0.0, 0.12)),
+            taper=taper * float(rng.uniform(0.9, 1.1)),
+            roundness=roundness,
         )
         for side in (-1.0, 1.0)
     )
     density = float(rng.choice([0.15, 0.3, 0.5, 0.7], p=[0.1, 0.4, 0.4, 0.1]))
-    return Anatomy(
+    anatomy = Anatomy(
         chest_y=0.0,
-        chest_curve=float(rng.uniform(25.0, 45.0)),
+        chest_curve=float(rng.uniform(40.0, 70.0)),
         thorax_half_width=half_width,
         thorax_depth=depth,
         subcutaneous_mm=float(rng.uniform(6.0, 14.0)),
         skin_mm=float(rng.uniform(1.5, 2.5)),
         pectoral_mm=float(rng.uniform(8.0, 15.0)),
+        rib_mm=float(rng.uniform(9.0, 13.0)),
+        rib_period_mm=float(rng.uniform(24.0, 32.0)),
+        rib_slope=float(rng.uniform(0.15, 0.35)),
         density=density,
+        fgt_threshold=0.0,
         breasts=breasts,  # type: ignore[arg-type]
-        heart_centre=(float(rng.uniform(5.0, 25.0)), 0.42 * depth, float(rng.uniform(-60.0, -35.0))),
-        heart_radii=(float(rng.uniform(55.0, 65.0)), float(rng.uniform(45.0, 55.0)), 55.0),
+        heart_centre=(float(rng.uniform(10.0, 30.0)), float(rng.uniform(85.0, 105.0)),
+                      float(rng.uniform(-70.0, -35.0))),
+        heart_radii=(float(rng.uniform(58.0, 70.0)), float(rng.uniform(42.0, 52.0)), 60.0),
+        heart_angle=float(rng.uniform(-0.7, -0.35)),
+        myocardium_mm=float(rng.uniform(8.0, 12.0)),
+        vessels=(),
         shape_field=draw_field(rng, (60.0, 60.0, 60.0)),
-        fgt_coarse=draw_field(rng, (14.0, 30.0, 14.0), BREAST_EXTENT_MM),
-        fgt_fine=draw_field(rng, (detail_mm, 2.5 * detail_mm, detail_mm), BREAST_EXTENT_MM),
+        fgt_coarse=draw_field(rng, (12.0, 20.0, 12.0), BREAST_EXTENT_MM),
+        fgt_fine=draw_field(rng, (detail_mm, 4.0 * detail_mm, detail_mm), BREAST_EXTENT_MM),
         thorax_texture=draw_field(rng, (20.0, 20.0, 20.0)),
+        bpe_texture=draw_field(rng, (1.5 * detail_mm,) * 3, BREAST_EXTENT_MM),
     )
+    vessels = draw_chest_vessels(rng, anatomy)
+    for b in anatomy.breasts:
+        vessels += draw_breast_vessels(rng, anatomy, b, int(rng.integers(3, 7)))
+    return replace(_calibrated(anatomy), vessels=tuple(vessels))  # vessels do not change the FGT share

@@ -136,3 +136,19 @@ def slab(grid: Grid, k0: int, k1: int) -> Grid:
     return Grid(rows=grid.rows, cols=grid.cols, n_slices=k1 - k0, pixel_spacing=grid.pixel_spacing,
                 slice_spacing=grid.slice_spacing, slice_thickness=grid.slice_thickness,
                 origin=(x0, y0, z0 + k0 * grid.slice_spacing))
+
+
+def sub_grid(grid: Grid, lo: tuple[int, int, int] | list[int], hi: tuple[int, int, int] | list[int]) -> Grid:
+    """The sub-grid of ``grid`` covering index ranges ``[lo, hi)`` per array axis (z, y, x).
+
+    Raises:
+        ValueError: on an empty or out-of-range interval.
+    """
+    for axis in range(3):
+        if not 0 <= lo[axis] < hi[axis] <= grid.shape[axis]:
+            raise ValueError(f"sub-grid [{lo[axis]}, {hi[axis]}) outside 0..{grid.shape[axis]} on axis {axis}")
+    x0, y0, z0 = grid.origin
+    dz, dy, dx = grid.spacing_zyx
+    return Grid(rows=hi[1] - lo[1], cols=hi[2] - lo[2], n_slices=hi[0] - lo[0], pixel_spacing=grid.pixel_spacing,
+                slice_spacing=grid.slice_spacing, slice_thickness=grid.slice_thickness,
+                origin=(x0 + lo[2] * dx, y0 + lo[1] * dy, z0 + lo[0] * dz))

@@ -23,7 +23,7 @@ from scipy import ndimage
 from breastflow.phantom.anatomy import Anatomy
 from breastflow.phantom.config import CurveType, LesionClass
 from breastflow.phantom.fields import SmoothField, draw_field
-from breastflow.phantom.geometry import Grid
+from breastflow.phantom.geometry import Grid, sub_grid
 from breastflow.phantom.kinetics import Kinetics, draw_curve_type, draw_lesion_kinetics
 
 PLACEMENT_STEP_MM = 4.0
@@ -111,7 +111,7 @@ class Lesion:
             core = np.clip(0.5 + (self.core_fraction - q) * r_min / h, 0.0, 1.0).astype(np.float32)
         else:
             core = np.zeros_like(occupancy)
-        sub = make_grid_like(grid, lo, hi)
+        sub = sub_grid(grid, lo, hi)
         texture = 1.0 + 0.08 * self.texture.sample(sub)
         if self.lesion_class is LesionClass.MALIGNANT:  # brighter rim
             texture *= (0.92 + 0.16 * np.clip(q / rho, 0.0, 1.0)).astype(np.float32)
@@ -134,21 +134,6 @@ class LesionRaster:
     occupancy: np.ndarray
     core: np.ndarray
     texture: np.ndarray
-
-
-def make_grid_like(grid: Grid, lo: list[int], hi: list[int]) -> Grid:
-    """The sub-grid of ``grid`` covering index ranges ``[lo, hi)`` per axis (z, y, x)."""
-    x0, y0, z0 = grid.origin
-    dz, dy, dx = grid.spacing_zyx
-    return Grid(
-        rows=hi[1] - lo[1],
-        cols=hi[2] - lo[2],
-        n_slices=hi[0] - lo[0],
-        pixel_spacing=grid.pixel_spacing,
-        slice_spacing=grid.slice_spacing,
-        slice_thickness=grid.slice_thickness,
-        origin=(x0 + lo[2] * dx, y0 + lo[1] * dy, z0 + lo[0] * dz),
-    )
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -212,8 +197,8 @@ def _placement_candidates(
     nz = int((z_range[1] - z_range[0]) // s) + 1
     y0 = float(np.floor(anatomy.anterior_extent() / s) * s) - s
     y1 = anatomy.chest_y + anatomy.chest_curve + s
-    grid = Grid(rows=int((y1 - y0) // s) + 1, cols=int(400 // s), n_slices=max(nz, 1), pixel_spacing=(s, s),
-                slice_spacing=s, slice_thickness=s, origin=(-200.0, y0, z_range[0]))
+    grid = Grid(rows=int((y1 - y0) // s) + 1, cols=int(440 // s), n_slices=max(nz, 1), pixel_spacing=(s, s),
+                slice_spacing=s, slice_thickness=s, origin=(-220.0, y0, z_range[0]))
     maps = anatomy.tissue_maps(grid)
     inside = maps.breast > 0.5
     depth = ndimage.distance_transform_edt(inside, sampling=s)

@@ -7,8 +7,11 @@ T1 pre-contrast image (``FGT_T1 = 0.42``). A DCE phase at time ``t`` is
 
 where each ``M_i`` is a static map (pre-contrast signal of the tissue that
 enhances, times its fraction) and ``E_i`` its EMM relative enhancement
-(:mod:`kinetics`): FGT background parenchymal enhancement, blood pool, muscle
-and skin, and each lesion (necrotic cores excluded, malignant rims brighter).
+(:mod:`kinetics`): FGT background parenchymal enhancement (patchy: modulated
+by a log-normal speckle field, so BPE appears as foci), blood pool (heart,
+aorta and the breast / chest-wall vessels: early, strong), muscle and skin,
+and each lesion (necrotic cores excluded, malignant rims brighter). A lesion
+replaces every tissue, vessels included, inside its outline.
 The static maps are built once per study; a phase costs a few fused
 multiply-adds on the volume. The vendor then applies its contrast habit
 (``gamma``), intensity scale and smooth multiplicative bias field, adds Rician
@@ -28,9 +31,9 @@ from breastflow.phantom.lesions import Lesion, LesionRaster
 from breastflow.phantom.protocol import Protocol
 
 FGT_T1 = 0.42
-T1_SIGNAL = {"skin": 0.30, "muscle": 0.30, "thorax": 0.16, "lung": 0.03, "blood": 0.18}
+T1_SIGNAL = {"skin": 0.30, "muscle": 0.30, "thorax": 0.16, "lung": 0.03, "blood": 0.18, "bone": 0.07}
 T2_SIGNAL = {"fgt": 0.30, "fat": 0.85, "skin": 0.45, "muscle": 0.15, "thorax": 0.30, "lung": 0.03,
-             "blood": 0.08}
+             "blood": 0.08, "bone": 0.35}
 NECROSIS_T1, NECROSIS_T2 = 0.6 * FGT_T1, 0.9
 
 
@@ -92,6 +95,14 @@ def _texture(anatomy: Anatomy, grid: Grid) -> np.ndarray:
     return 1.0 + 0.25 * anatomy.thorax_texture.sample(grid)
 
 
+def bpe_speckle(anatomy: Anatomy, grid: Grid) -> np.ndarray:
+    """Patchy BPE: log-normal factor of mean ~1 from a fine smooth field, float32 ``(n_slices, rows, cols)``."""
+    tex = anatomy.bpe_texture.sample(grid)
+    tex *= np.float32(0.75)
+    tex -= np.float32(0.5 * 0.75**2)
+    return np.exp(tex, out=tex)
+
+
 def build_dce_model(
     anatomy: Anatomy, maps: TissueMaps, grid: Grid, rasters: list[tuple[Lesion, LesionRaster]],
     physiology: Physiology, fat_residual: float,
@@ -111,7 +122,8 @@ def build_dce_model(
     fgt = maps.fgt * np.float32(FGT_T1)
     pre = (fgt + maps.fat * np.float32(fat_residual) + maps.skin * np.float32(s["skin"])
            + maps.muscle * np.float32(s["muscle"]) + thorax * np.float32(s["thorax"])
-           + maps.lung * np.float32(s["lung"]) + maps.blood * np.float32(s["blood"]))
+           + maps.lung * np.float32(s["lung"]) + maps.blood * np.float32(s["blood"])
+           + maps.bone * np.float32(s["bone"]))
     muscle = maps.muscle * np.float32(s["muscle"]) + maps.skin * np.float32(s["skin"]) + thorax * np.float32(
         0.5 * s["thorax"])
     blood = maps.blood * np.float32(s["blood"])
@@ -123,7 +135,9 @@ def build_dce_model(
         pre[r.box] = pre[r.box] * (1 - occ) + enhancing * les_pre + (occ - enhancing) * np.float32(NECROSIS_T1)
         fgt[r.box] *= 1 - occ
         muscle[r.box] *= 1 - occ
+        blood[r.box] *= 1 - occ
         lesion_parts.append((r, (enhancing * les_pre * r.texture).astype(np.float32), lesion.kinetics))
+    fgt *= bpe_speckle(anatomy, grid)
     parts = [(fgt, physiology.bpe), (blood, physiology.blood), (muscle, physiology.muscle)]
     return DceModel(pre=pre.astype(np.float32), parts=parts, lesions=lesion_parts)
 
@@ -133,7 +147,8 @@ def t2_signal(anatomy: Anatomy, maps: TissueMaps, grid: Grid, rasters: list[tupl
     s = T2_SIGNAL
     out = (maps.fgt * np.float32(s["fgt"]) + maps.fat * np.float32(s["fat"]) + maps.skin * np.float32(s["skin"])
            + maps.muscle * np.float32(s["muscle"]) + maps.thorax * _texture(anatomy, grid) * np.float32(s["thorax"])
-           + maps.lung * np.float32(s["lung"]) + maps.blood * np.float32(s["blood"]))
+           + maps.lung * np.float32(s["lung"]) + maps.blood * np.float32(s["blood"])
+           + maps.bone * np.float32(s["bone"]))
     for lesion, r in rasters:
         occ = r.occupancy * maps.breast[r.box]
         core = r.core * occ

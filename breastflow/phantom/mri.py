@@ -44,6 +44,10 @@ from breastflow.phantom.series_writer import SeriesFileEncoder, set_pixel_module
 from breastflow.phantom.truth import lesion_row, write_label_mask
 from breastflow.phantom.vendors import ordinal
 
+# Smallest lesion semi-axis in in-plane voxels: on 64-96 matrices (3-6 mm pixels) a
+# lesion must span several voxels for a segmentation / GAN demo to learn from it.
+MIN_LESION_RADIUS_VOXELS = {Profile.TINY: 2.2, Profile.REALISTIC: 1.5}
+
 
 def study_id_of(study_index: int) -> str:
     """PHI-free phantom study id, e.g. ``PH0007``."""
@@ -71,11 +75,12 @@ def write_mri_study(out_dir: Path, study_index: int, config: PhantomConfig, synt
     sid = study_id_of(study_index)
     identity = draw_identity(rng, study_index)
     protocol = draw_protocol(rng, config.profile, config.t2_fraction)
-    anatomy = draw_anatomy(rng, detail_mm=4.0 if config.profile is Profile.REALISTIC else 8.0)
-    centre_y = anatomy.anterior_extent() - 12.0 + protocol.fov_mm / 2.0
+    anatomy = draw_anatomy(rng, detail_mm=3.0 if config.profile is Profile.REALISTIC else 7.0)
+    protocol = protocol.fitted_to(anatomy.width())
+    centre_y = protocol.fov_centre_y(anatomy.anterior_extent())
     grid = protocol.dce_grid(centre_y)
     z_mm = grid.axis_mm(0)
-    min_radius = max(1.5 * max(grid.pixel_spacing), 0.8 * grid.slice_spacing)
+    min_radius = max(MIN_LESION_RADIUS_VOXELS[config.profile] * max(grid.pixel_spacing), 0.8 * grid.slice_spacing)
     lesions = draw_lesions(rng, anatomy, protocol.post_times_min(), (float(z_mm[0]), float(z_mm[-1])), min_radius)
     physiology = Physiology(bpe=draw_bpe(rng), blood=draw_blood(rng), muscle=draw_muscle(rng),
                             bias_jitter=tuple(float(v) for v in rng.uniform(0.7, 1.3, 3)))  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ About 15 % of studies stop after 2-3 post-contrast phases.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from breastflow.phantom.vendors import ScannerModel, VendorStyle, draw_vendor
 
 # Probability of 1, 2, 3, 4 post-contrast phases.
 POST_PHASE_P = (0.02, 0.06, 0.09, 0.83)
-FOV_MM = (300.0, 380.0)
+FOV_MM = (280.0, 400.0)  # limits of the square FOV fitted to the breasts' width
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,9 @@ class Protocol:
         model: scanner model (name and field strength).
         scale: stored value per unit signal for this study.
         rescale_slope: DICOM RescaleSlope (stored -> real value).
-        fov_mm: square in-plane field of view.
+        fov_mm: square in-plane field of view (see :meth:`fitted_to`).
+        fov_margin: FOV / breast width chosen by the technologist (the breasts fill the width).
+        top_margin_mm: air in front of the nipples at the top of the image.
         matrix: rows = cols of the DCE series.
         n_slices: slices of the DCE series.
         slice_spacing: mm between DCE slice centres.
@@ -51,6 +53,8 @@ class Protocol:
     scale: float
     rescale_slope: float
     fov_mm: float
+    fov_margin: float
+    top_margin_mm: float
     matrix: int
     n_slices: int
     slice_spacing: float
@@ -76,6 +80,24 @@ class Protocol:
         """Start of phase ``phase`` (0 = pre) in seconds after StudyTime."""
         return self.pre_start_s + phase * self.phase_seconds
 
+    def fitted_to(self, breast_width_mm: float) -> Protocol:
+        """This protocol with the FOV fitted to the patient, as a technologist sets it.
+
+        The square FOV is ``fov_margin`` times the L-R extent of both breasts,
+        clipped to ``FOV_MM``, so the breasts fill the image width.
+
+        Raises:
+            ValueError: if ``breast_width_mm`` is not positive.
+        """
+        if breast_width_mm <= 0:
+            raise ValueError(f"breast width must be > 0 mm, got {breast_width_mm}")
+        fov = float(np.clip(breast_width_mm * self.fov_margin, *FOV_MM))
+        return replace(self, fov_mm=round(fov, 3))
+
+    def fov_centre_y(self, anterior_extent_mm: float) -> float:
+        """LPS y of the FOV centre that leaves ``top_margin_mm`` of air in front of the nipples."""
+        return anterior_extent_mm - self.top_margin_mm + self.fov_mm / 2.0
+
     def dce_grid(self, centre_y: float) -> Grid:
         """The grid of the pre- and post-contrast series."""
         thickness = self.slice_spacing * self.vendor.thickness_factor
@@ -100,7 +122,7 @@ def draw_protocol(rng: np.random.Generator, profile: Profile, t2_fraction: float
     """
     vendor = draw_vendor(rng)
     model = vendor.models[int(rng.integers(len(vendor.models)))]
-    fov = float(rng.uniform(*FOV_MM))
+    fov = float(rng.uniform(300.0, 380.0))
     coverage = float(rng.uniform(150.0, 185.0))
     if profile is Profile.REALISTIC:
         matrix = int(vendor.matrices[int(rng.integers(len(vendor.matrices)))])
@@ -122,6 +144,8 @@ def draw_protocol(rng: np.random.Generator, profile: Profile, t2_fraction: float
         scale=vendor.scale * float(rng.uniform(0.85, 1.15)),
         rescale_slope=round(float(rng.uniform(slope_lo, slope_hi)), 5),
         fov_mm=fov,
+        fov_margin=float(rng.uniform(1.02, 1.1)),
+        top_margin_mm=float(rng.uniform(6.0, 22.0)),
         matrix=matrix,
         n_slices=n_slices,
         slice_spacing=round(spacing, 4),

@@ -8,7 +8,7 @@ undo, cf. Modanwal et al. 2021, paper 000):
                   GE                   Siemens                Philips
 ================  ===================  =====================  ===================
 intensity scale   ~2600 per unit       ~750 per unit          ~1400 per unit (real)
-fat suppression   residual fat 0.20    residual fat 0.08      residual fat 0.13
+fat suppression   residual fat 0.14    residual fat 0.06      residual fat 0.10
 contrast gamma    1.0                  0.85 (flatter)         0.95
 Rician sigma      1.2 % of FGT         3.5 % of FGT           2.2 % of FGT
 bias field        strong A-P falloff   mild, L-R asymmetric   mild radial
@@ -113,7 +113,7 @@ VENDORS.add("ge", VendorStyle(
     key="ge", manufacturer="GE MEDICAL SYSTEMS",
     models=(ScannerModel("SIGNA HDxt", 1.5), ScannerModel("Optima MR450w", 1.5),
             ScannerModel("SIGNA EXCITE", 1.5), ScannerModel("DISCOVERY MR750", 3.0)),
-    mix_weight=0.50, scale=2600.0, fat_residual=0.20, gamma=1.0, noise_sigma=0.012,
+    mix_weight=0.50, scale=2600.0, fat_residual=0.14, gamma=1.0, noise_sigma=0.012,
     bias_ap=0.45, bias_lr=0.05, bias_radial=0.10, bits_stored=16, rescale_slope_range=(1.0, 1.0),
     thickness_factor=2.0, instances_descending_z=True, matrices=(512, 512, 320),
     pre_description="Ax T1 FS pre", post_description="Ax Vibrant MultiPhase",
@@ -125,7 +125,7 @@ VENDORS.add("siemens", VendorStyle(
     key="siemens", manufacturer="SIEMENS",
     models=(ScannerModel("Avanto", 1.5), ScannerModel("Aera", 1.5),
             ScannerModel("TrioTim", 3.0), ScannerModel("Skyra", 3.0)),
-    mix_weight=0.40, scale=750.0, fat_residual=0.08, gamma=0.85, noise_sigma=0.035,
+    mix_weight=0.40, scale=750.0, fat_residual=0.06, gamma=0.85, noise_sigma=0.035,
     bias_ap=0.15, bias_lr=0.20, bias_radial=0.05, bits_stored=12, rescale_slope_range=(1.0, 1.0),
     thickness_factor=1.0, instances_descending_z=False, matrices=(448, 448, 512),
     pre_description="t1_fl3d_tra_dynVIEWS_spair_pre", post_description="t1_fl3d_tra_dynVIEWS_spair_{ord} pass",
@@ -136,7 +136,7 @@ VENDORS.add("siemens", VendorStyle(
 VENDORS.add("philips", VendorStyle(
     key="philips", manufacturer="Philips Medical Systems",
     models=(ScannerModel("Achieva", 1.5), ScannerModel("Ingenia", 3.0)),
-    mix_weight=0.10, scale=1400.0, fat_residual=0.13, gamma=0.95, noise_sigma=0.022,
+    mix_weight=0.10, scale=1400.0, fat_residual=0.10, gamma=0.95, noise_sigma=0.022,
     bias_ap=0.10, bias_lr=0.05, bias_radial=0.25, bits_stored=12, rescale_slope_range=(1.6, 2.6),
     thickness_factor=1.0, instances_descending_z=True, matrices=(512, 480),
     pre_description="T1 FFE SPAIR pre", post_description="dyn eTHRIVE SPAIR {n}",

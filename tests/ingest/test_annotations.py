@@ -38,7 +38,7 @@ BOX_COLUMNS = ["start_row", "end_row", "start_column", "end_column", "start_slic
 def phantom(tmp_path_factory) -> Path:
     """Two tiny studies, both with lesions (Siemens numbers slices I->S, GE S->I)."""
     root = tmp_path_factory.mktemp("annotated") / "cohort"
-    write_cohort(root, PhantomConfig(studies=2, seed=0, t2_fraction=0.0))
+    write_cohort(root, PhantomConfig(studies=2, seed=9, t2_fraction=0.0))  # seed 9: both studies have lesions
     return root
 
 
