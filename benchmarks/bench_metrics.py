@@ -7,9 +7,12 @@
   installed, makes ``import torchmetrics`` fail without torchvision), and
   torchmetrics' FID wraps torch-fidelity's extractor, so neither can run in
   this torchvision-free environment; the recipe above is what both compute.
-* SSIM / MS-SSIM on P pairs of 512x512 images: ``paired_metrics`` (float64
-  and float32) vs torchmetrics (float32, its default use) and scikit-image
-  SSIM (on a subset, per image).
+* SSIM + MS-SSIM on P pairs of 512x512 images: ``paired_metrics`` (float32,
+  the default, and float64) vs torchmetrics' functional SSIM + MS-SSIM
+  (float32, its usual use), timed ``--repeats`` times interleaved (median);
+  values checked against scikit-image SSIM and torchmetrics MS-SSIM in
+  float64 on a subset, where SSIM alone is also timed against scikit-image
+  (per image, single-threaded scipy).
 * FRD per image: breastflow's ``radiomics`` extractor with a process pool vs
   ``frd_score.compute_frd`` (its own multiprocessing pool), same workers.
 
@@ -87,9 +90,24 @@ def bench_fid(n: int, device: str, batch: int) -> dict:
             "t_breastflow_s": t_ours, "t_peer_s": t_ref, "speedup": t_ref / t_ours}  # fmt: skip
 
 
-def bench_ssim(pairs: int, device: str, batch: int, skimage_subset: int) -> dict:
+def _median_times(fns: dict, repeats: int) -> tuple[dict, dict]:
+    """Run each function ``repeats`` times, interleaved (so load changes hit all alike).
+
+    Returns:
+        ``(last value of each, median seconds of each)``.
+    """
+    values, times = {}, {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            values[k], t = _timed(fn)
+            times[k].append(t)
+    return values, {k: float(np.median(v)) for k, v in times.items()}
+
+
+def bench_ssim(pairs: int, device: str, batch: int, skimage_subset: int, repeats: int) -> dict:
     from skimage.metrics import structural_similarity
-    from torchmetrics.image import MultiScaleStructuralSimilarityIndexMeasure, StructuralSimilarityIndexMeasure
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm_ms_ssim
+    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
     from breastflow.metrics.names import MS_SSIM, SSIM
     from breastflow.metrics.paired import paired_metrics
@@ -97,43 +115,44 @@ def bench_ssim(pairs: int, device: str, batch: int, skimage_subset: int) -> dict
     real = _images(pairs, 512, 3)
     rng = np.random.default_rng(4)
     fake = np.clip(real.astype(np.int32) + rng.integers(-200, 200, real.shape), 0, 4095).astype(np.uint16)
-    res = {"pairs": pairs, "size": 512}
-    for name, dtype in (("f64", torch.float64), ("f32", torch.float32)):
-        out, t = _timed(
-            lambda: paired_metrics(fake, real, 4095, metrics=(SSIM, MS_SSIM), device=device, batch_size=batch, dtype=dtype)
-        )
-        res[f"t_breastflow_{name}_s"] = t
-        res[f"ssim_{name}"], res[f"ms_ssim_{name}"] = out.per_case[SSIM], out.per_case[MS_SSIM]
 
-    def tm() -> tuple[np.ndarray, np.ndarray]:
-        ssim_m = StructuralSimilarityIndexMeasure(data_range=4095.0, reduction="none").to(device)
-        ms_m = MultiScaleStructuralSimilarityIndexMeasure(data_range=4095.0, reduction="none").to(device)
+    def ours(dtype: torch.dtype):
+        return lambda: paired_metrics(fake, real, 4095, metrics=(SSIM, MS_SSIM), device=device, batch_size=batch,
+                                      dtype=dtype)  # fmt: skip
+
+    def tm(dtype: torch.dtype, n: int = pairs) -> tuple[np.ndarray, np.ndarray]:
         a, b = [], []
-        for s in range(0, pairs, batch):
-            x = torch.from_numpy(fake[s : s + batch].astype(np.float32))[:, None].to(device)
-            y = torch.from_numpy(real[s : s + batch].astype(np.float32))[:, None].to(device)
-            a.append(ssim_m(x, y).cpu())
-            b.append(ms_m(x, y).cpu())
+        for s in range(0, n, batch):
+            x = torch.from_numpy(fake[s : min(s + batch, n)].astype(np.float64))[:, None].to(device, dtype)
+            y = torch.from_numpy(real[s : min(s + batch, n)].astype(np.float64))[:, None].to(device, dtype)
+            a.append(tm_ssim(x, y, data_range=4095.0, reduction="none").cpu())
+            b.append(tm_ms_ssim(x, y, data_range=4095.0, reduction="none").cpu())
         return torch.cat(a).double().numpy(), torch.cat(b).double().numpy()
 
-    (tm_ssim, tm_ms), t_tm = _timed(tm)
-    sk, t_sk = _timed(
-        lambda: np.array([structural_similarity(fake[i], real[i], gaussian_weights=True, sigma=1.5,
-                                                use_sample_covariance=False, data_range=4095)
-                          for i in range(skimage_subset)])  # fmt: skip
+    vals, med = _median_times(
+        {"f32": ours(torch.float32), "f64": ours(torch.float64), "tm": lambda: tm(torch.float32)}, repeats
     )
-    res.update(
-        t_torchmetrics_f32_s=t_tm,
-        speedup_f64_vs_torchmetrics=t_tm / res["t_breastflow_f64_s"],
-        speedup_f32_vs_torchmetrics=t_tm / res["t_breastflow_f32_s"],
-        t_skimage_per_pair_s=t_sk / skimage_subset,
-        t_breastflow_f64_per_pair_s=res["t_breastflow_f64_s"] / pairs,
-        max_abs_ssim_vs_skimage=float(np.abs(res["ssim_f64"][:skimage_subset] - sk).max()),
-        max_abs_ms_ssim_vs_torchmetrics=float(np.abs(res["ms_ssim_f64"] - tm_ms).max()),
-        max_abs_ssim_vs_torchmetrics_reflect=float(np.abs(res["ssim_f64"] - tm_ssim).max()),
-    )
-    for k in ("ssim_f64", "ms_ssim_f64", "ssim_f32", "ms_ssim_f32"):
-        res[k] = float(np.mean(res[k]))
+    _, tm_ms_f64 = tm(torch.float64, skimage_subset)  # value reference: torchmetrics in float64
+    k = skimage_subset
+    kw = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 4095}
+    alone, med_alone = _median_times(
+        {"sk": lambda: np.array([structural_similarity(fake[i], real[i], **kw) for i in range(k)]),
+         "f32": lambda: paired_metrics(fake[:k], real[:k], 4095, metrics=(SSIM,), device=device, batch_size=batch)},
+        repeats,
+    )  # fmt: skip
+    sk, t_sk = alone["sk"], med_alone["sk"]
+    res = {"pairs": pairs, "size": 512, "repeats": repeats,
+           "t_breastflow_f32_s": med["f32"], "t_breastflow_f64_s": med["f64"], "t_torchmetrics_f32_s": med["tm"],
+           "speedup_f32_vs_torchmetrics": med["tm"] / med["f32"], "speedup_f64_vs_torchmetrics": med["tm"] / med["f64"],
+           "t_skimage_ssim_per_pair_s": t_sk / k, "t_breastflow_f32_ssim_per_pair_s": med_alone["f32"] / k,
+           "speedup_ssim_f32_vs_skimage": t_sk / med_alone["f32"]}  # fmt: skip
+    for name in ("f32", "f64"):
+        out = vals[name].per_case
+        res[f"ssim_{name}"], res[f"ms_ssim_{name}"] = float(out[SSIM].mean()), float(out[MS_SSIM].mean())
+        res[f"max_abs_ssim_{name}_vs_skimage"] = float(np.abs(out[SSIM][:k] - sk).max())
+        res[f"max_abs_ms_ssim_{name}_vs_torchmetrics_f64"] = float(np.abs(out[MS_SSIM][:k] - tm_ms_f64).max())
+    res["max_abs_ms_ssim_f32_vs_torchmetrics_f32"] = float(np.abs(vals["f32"].per_case[MS_SSIM] - vals["tm"][1]).max())
+    res["max_abs_ssim_f32_vs_torchmetrics_reflect"] = float(np.abs(vals["f32"].per_case[SSIM] - vals["tm"][0]).max())
     return res
 
 
@@ -153,11 +172,10 @@ def bench_frd(n: int, size: int, workers: int) -> dict:
                 Image.fromarray(im).save(Path(tmp) / name / f"{i:04d}.png")
         from frd_score.frd import compute_frd
 
+        dirs = [str(Path(tmp) / "real"), str(Path(tmp) / "fake")]
         for ext, ver in (("radiomics-v0", "v0"), ("radiomics", "v1")):
-            ours, t_ours = _timed(lambda: frechet_distance(real, fake, extractor=ext))
-            ref, t_ref = _timed(
-                lambda: compute_frd([str(Path(tmp) / "real"), str(Path(tmp) / "fake")], frd_version=ver, num_workers=workers)
-            )
+            ours, t_ours = _timed(lambda ext=ext: frechet_distance(real, fake, extractor=ext))
+            ref, t_ref = _timed(lambda ver=ver: compute_frd(dirs, frd_version=ver, num_workers=workers))
             res[ver] = {"frd_breastflow": ours, "frd_score": ref, "rel_diff": abs(ours - ref) / abs(ref),
                         "t_breastflow_per_image_s": t_ours / (2 * n), "t_frd_score_per_image_s": t_ref / (2 * n),
                         "speedup": t_ref / t_ours}  # fmt: skip
@@ -171,6 +189,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="FRD process-pool workers")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--skip", nargs="*", default=[], choices=["fid", "ssim", "frd"])
+    p.add_argument("--repeats", type=int, default=3, help="SSIM timings: interleaved runs, median reported")
     a = p.parse_args()
     sizes = (
         {"fid_n": 48, "ssim_pairs": 96, "frd_n": 24, "frd_size": 128, "skimage_subset": 8}
@@ -179,16 +198,19 @@ def main() -> None:
     )
     batch = 16 if a.device == "cpu" else 100
     out = {"device": a.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-           "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(), "sizes": sizes}  # fmt: skip
+           "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(), "sizes": sizes,
+           "loadavg_start": os.getloadavg()}  # fmt: skip
     if "fid" not in a.skip:
         out["fid"] = bench_fid(sizes["fid_n"], a.device, batch)
         print(json.dumps(out["fid"], indent=1), flush=True)
     if "ssim" not in a.skip:
-        out["ssim"] = bench_ssim(sizes["ssim_pairs"], a.device, batch, sizes["skimage_subset"])
+        out["ssim"] = bench_ssim(sizes["ssim_pairs"], a.device, batch, sizes["skimage_subset"], a.repeats)
         print(json.dumps(out["ssim"], indent=1), flush=True)
     if "frd" not in a.skip:
         out["frd"] = bench_frd(sizes["frd_n"], sizes["frd_size"], a.workers)
         print(json.dumps(out["frd"], indent=1), flush=True)
+    out["loadavg_end"] = os.getloadavg()
+    print("load average (1, 5, 15 min) at start", out["loadavg_start"], "at end", out["loadavg_end"])
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
 

@@ -9,7 +9,7 @@ from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structu
 from torchmetrics.image import MultiScaleStructuralSimilarityIndexMeasure
 
 from breastflow.metrics.names import MAE, MS_SSIM, MSE, PSNR, SSIM
-from breastflow.metrics.paired import SSIM_WIN_SIZE, paired_metrics
+from breastflow.metrics.paired import SSIM_WIN_SIZE, ms_ssim, paired_metrics, ssim_map
 
 # (dtype, data_range, noise fraction, shape)
 CASES = [
@@ -127,3 +127,50 @@ BAD_INPUTS = [
 def test_bad_input_is_a_clear_error(case, fake, real, data_range, kwargs, message):
     with pytest.raises(ValueError, match=message):
         paired_metrics(fake, real, data_range, **kwargs)
+
+
+def _mammogram_like(n, size, data_range, offset=0, seed=0):
+    """Flat zero background, textured tissue, a saturated marker: where float32 SSIM could cancel."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / size
+    out = np.empty((n, size, size))
+    for i in range(n):
+        breast = (xx + 0.1) ** 2 + ((yy - 0.5) / 1.3) ** 2 < rng.uniform(0.3, 0.45)
+        tissue = 0.55 + 0.2 * np.sin(2 * np.pi * rng.uniform(3, 9) * xx) * np.cos(2 * np.pi * rng.uniform(3, 9) * yy)
+        img = np.where(breast, tissue + rng.normal(0, 0.01, tissue.shape), 0.0)
+        img[: size // 8, -size // 6 :] = 1.0
+        out[i] = np.clip(np.round(img * (data_range - offset)) + offset, 0, data_range)
+    fake = np.clip(out + np.round(rng.normal(0, 0.003 * data_range, out.shape)), 0, data_range)
+    return fake, out
+
+
+# (dtype, data_range, offset): 8/12/16-bit, and 16-bit values in a narrow band far from 0
+FLOAT32_CASES = [(np.uint8, 255, 0), (np.uint16, 4095, 0), (np.uint16, 65535, 0), (np.uint16, 65535, 60000)]
+
+
+@pytest.mark.parametrize(("dtype", "data_range", "offset"), FLOAT32_CASES)
+def test_float32_default_is_within_1e5_of_skimage_and_torchmetrics_float64(dtype, data_range, offset):
+    fake, real = (a.astype(dtype) for a in _mammogram_like(2, 176, data_range, offset))
+    res = paired_metrics(fake, real, data_range, metrics=(SSIM, MS_SSIM))  # float32 filtering
+    res64 = paired_metrics(fake, real, data_range, metrics=(SSIM, MS_SSIM), dtype=torch.float64)
+    sk = [structural_similarity(f, r, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                data_range=data_range) for f, r in zip(fake, real)]  # fmt: skip
+    tm = MultiScaleStructuralSimilarityIndexMeasure(data_range=float(data_range), reduction="none")(
+        torch.from_numpy(fake.astype(np.float64))[:, None], torch.from_numpy(real.astype(np.float64))[:, None]
+    )
+    np.testing.assert_allclose(res.per_case[SSIM], sk, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(res64.per_case[SSIM], sk, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(res.per_case[MS_SSIM], tm.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(res64.per_case[MS_SSIM], tm.numpy(), atol=1e-8, rtol=0)
+
+
+def test_ssim_with_ms_ssim_shares_filtering_without_changing_values():
+    fake, real = _pair(np.uint16, 4095, 0.1, (2, 3, 180, 176))
+    both = paired_metrics(fake, real, 4095, metrics=(MS_SSIM, SSIM))
+    alone = [paired_metrics(fake, real, 4095, metrics=(m,)).per_case[m] for m in (SSIM, MS_SSIM)]
+    assert list(both.per_case) == [MS_SSIM, SSIM]
+    np.testing.assert_array_equal(both.per_case[SSIM], alone[0])
+    np.testing.assert_array_equal(both.per_case[MS_SSIM], alone[1])
+    x, y = torch.from_numpy(fake.astype(np.int16)), torch.from_numpy(real.astype(np.int16))  # public helpers
+    np.testing.assert_allclose(ms_ssim(x, y, 4095).numpy(), alone[1], atol=1e-12)
+    np.testing.assert_allclose(ssim_map(x, y, 4095).double().flatten(1).mean(1).numpy(), alone[0], atol=1e-6)
