@@ -106,8 +106,12 @@ def _median_times(fns: dict, repeats: int) -> tuple[dict, dict]:
 
 def bench_ssim(pairs: int, device: str, batch: int, skimage_subset: int, repeats: int) -> dict:
     from skimage.metrics import structural_similarity
-    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm_ms_ssim
-    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+    from torchmetrics.functional.image import (
+        multiscale_structural_similarity_index_measure as tm_ms_ssim,
+    )
+    from torchmetrics.functional.image import (
+        structural_similarity_index_measure as tm_ssim,
+    )
 
     from breastflow.metrics.names import MS_SSIM, SSIM
     from breastflow.metrics.paired import paired_metrics

@@ -110,7 +110,8 @@ def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range
     REAL and FAKE are folders of PNG / .npy images or store selections such as
     store:///data/store?series=post_1&split=test&slices=lesion (see docs/metrics_selection.md).
     """
-    from breastflow.metrics.evaluate import EvaluationConfig, evaluate_inputs
+    from breastflow.metrics.evaluate import evaluate_inputs
+    from breastflow.metrics.evaluate_config import EvaluationConfig
     from breastflow.metrics.report import write_json, write_report
     from breastflow.registry import RegistryError
 

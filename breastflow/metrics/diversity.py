@@ -22,7 +22,7 @@ import numpy as np
 from breastflow.metrics import names
 from breastflow.metrics.knn import (
     DEFAULT_CHUNK_SIZE,
-    as_feature_matrix,
+    as_feature_pair,
     count_in_balls,
     kth_neighbour_distance,
     nearest_neighbour,
@@ -59,10 +59,7 @@ class DensityCoverage:
 
 
 def _validated(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    r = as_feature_matrix(real, "real")
-    f = as_feature_matrix(fake, "fake")
-    if r.shape[1] != f.shape[1]:
-        raise ValueError(f"real and fake feature dimensions differ: {r.shape[1]} vs {f.shape[1]}")
+    r, f = as_feature_pair(real, fake)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     return r, f

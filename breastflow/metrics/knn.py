@@ -43,6 +43,26 @@ def as_feature_matrix(x: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
+def as_feature_pair(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`as_feature_matrix` of a real and a synthetic set that must share their feature dimension.
+
+    Args:
+        real: ``(N, D)`` features or ``(N, ...)`` images (flattened).
+        fake: ``(M, D)`` features or ``(M, ...)`` images, same ``D``.
+
+    Returns:
+        ``(N, D)`` and ``(M, D)`` float64 matrices.
+
+    Raises:
+        ValueError: see :func:`as_feature_matrix`; the dimensions differ.
+    """
+    r = as_feature_matrix(real, "real")
+    f = as_feature_matrix(fake, "fake")
+    if r.shape[1] != f.shape[1]:
+        raise ValueError(f"real and fake feature dimensions differ: {r.shape[1]} vs {f.shape[1]}")
+    return r, f
+
+
 def distance_blocks(
     query: np.ndarray, reference: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE, exclude_self: bool = False
 ) -> Iterator[tuple[int, np.ndarray]]:

@@ -19,7 +19,7 @@ import numpy as np
 from breastflow.metrics import names
 from breastflow.metrics.knn import (
     DEFAULT_CHUNK_SIZE,
-    as_feature_matrix,
+    as_feature_pair,
     nearest_neighbour,
 )
 
@@ -60,10 +60,7 @@ def nn_accuracy(real: np.ndarray, fake: np.ndarray, chunk_size: int = DEFAULT_CH
         ValueError: if a set is empty or holds NaNs, the dimensions differ,
             or both sets together have fewer than 3 samples.
     """
-    r = as_feature_matrix(real, "real")
-    f = as_feature_matrix(fake, "fake")
-    if r.shape[1] != f.shape[1]:
-        raise ValueError(f"real and fake feature dimensions differ: {r.shape[1]} vs {f.shape[1]}")
+    r, f = as_feature_pair(real, fake)
     if r.shape[0] + f.shape[0] < 3:
         raise ValueError(f"1-NN accuracy needs at least 3 samples in total, got {r.shape[0] + f.shape[0]}")
     both = np.concatenate([r, f], axis=0)

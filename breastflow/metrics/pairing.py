@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from breastflow.metrics.evaluate import EvaluationConfig, ImageSet, InputError
+from breastflow.metrics.evaluate_config import EvaluationConfig
+from breastflow.metrics.image_sets import ImageSet, InputError
 
 KEY_COLUMNS = ("study", "slice")
 #: Labels that belong to a study (copied by study) vs to one slice (copied by (study, slice)).

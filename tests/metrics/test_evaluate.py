@@ -10,12 +10,9 @@ from PIL import Image
 from skimage.metrics import mean_squared_error, structural_similarity
 
 from breastflow.metrics import names
-from breastflow.metrics.evaluate import (
-    EvaluationConfig,
-    InputError,
-    evaluate_folders,
-    load_image_folder,
-)
+from breastflow.metrics.evaluate import evaluate_folders
+from breastflow.metrics.evaluate_config import EvaluationConfig
+from breastflow.metrics.image_sets import InputError, load_image_folder
 from breastflow.metrics.moments import compare_moments
 from breastflow.metrics.nn_accuracy import nn_accuracy
 from breastflow.metrics.report import write_report

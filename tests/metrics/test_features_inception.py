@@ -7,10 +7,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from breastflow.metrics.features import EXTRACTORS, WeightsNotFoundError, build_extractor, extract_features
+from breastflow.metrics.features import (
+    EXTRACTORS,
+    WeightsNotFoundError,
+    build_extractor,
+    extract_features,
+)
 from breastflow.metrics.features.inception import packaged_inception_path
 from breastflow.metrics.frechet import features_to_frechet, frechet_distance
-from breastflow.metrics.protocols import PROTOCOLS, IntensityWindow, Protocol, apply_protocol
+from breastflow.metrics.protocols import (
+    PROTOCOLS,
+    IntensityWindow,
+    Protocol,
+    apply_protocol,
+)
 from breastflow.registry import RegistryError
 
 

@@ -83,7 +83,7 @@ def test_matches_hand_written_reference(tmp_path, net, size):
     real = rng.integers(0, 4096, (2, size, size)).astype(np.uint16)
     fake = np.clip(real.astype(int) + rng.integers(-500, 500, real.shape), 0, 4095).astype(np.uint16)
     ours = lpips_distance(fake, real, 4095, net=net, weights=path)
-    to_net = lambda a: torch.from_numpy(a.astype(np.float32) / 4095 * 2 - 1)[:, None].expand(-1, 3, -1, -1)  # noqa: E731
+    to_net = lambda a: torch.from_numpy(a.astype(np.float32) / 4095 * 2 - 1)[:, None].expand(-1, 3, -1, -1)
     ref = reference_lpips(sd, net, to_net(fake), to_net(real))
     np.testing.assert_allclose(ours, ref, rtol=1e-4)
     assert np.all(ours > 0)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import (
+    mean_squared_error,
+    peak_signal_noise_ratio,
+    structural_similarity,
+)
 from torchmetrics.image import MultiScaleStructuralSimilarityIndexMeasure
 
 from breastflow.metrics.names import MAE, MS_SSIM, MSE, PSNR, SSIM
-from breastflow.metrics.paired import SSIM_WIN_SIZE, ms_ssim, paired_metrics, ssim_map
+from breastflow.metrics.paired import paired_metrics
+from breastflow.metrics.ssim import SSIM_WIN_SIZE, ms_ssim, ssim_map
 
 # (dtype, data_range, noise fraction, shape)
 CASES = [

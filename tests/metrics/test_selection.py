@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from phantom_store import PhantomStore, build_phantom_store
 
-from breastflow.metrics.evaluate import InputError
+from breastflow.metrics.image_sets import InputError
 from breastflow.metrics.selection import (
     IntensityScale,
     SelectionError,
@@ -17,10 +17,9 @@ from breastflow.metrics.selection import (
     StoreSelection,
     is_store_selection,
     keys_from_names,
-    load_input,
-    load_selection,
     parse_selection,
 )
+from breastflow.metrics.selection_loading import load_input, load_selection
 from breastflow.store.splits import Split
 
 

@@ -34,7 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from breastflow.metrics.features.base import EXTRACTORS, FeatureExtractor, file_sha256, resolve_weights
+from breastflow.metrics.features.base import (
+    EXTRACTORS,
+    FeatureExtractor,
+    file_sha256,
+    resolve_weights,
+)
 
 ENV_VAR = "BREASTFLOW_RADIMAGENET_WEIGHTS"
 WEIGHTS_FILE = "RadImageNet-InceptionV3_notop.h5"

@@ -33,7 +33,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from breastflow.metrics.features.base import EXTRACTORS, FeatureExtractor, as_image_batch
+from breastflow.metrics.features.base import (
+    EXTRACTORS,
+    FeatureExtractor,
+    as_image_batch,
+)
 from breastflow.metrics.protocols import Protocol
 
 V0_SETTINGS = {"correctMask": True, "minimumROIDimensions": 1}

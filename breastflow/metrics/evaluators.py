@@ -1,0 +1,222 @@
+"""The metrics ``evaluate`` knows: one :class:`MetricEvaluator` per name in :data:`EVALUATORS`.
+
+An evaluator turns an :class:`EvaluationContext` (the real and synthetic
+:class:`~breastflow.metrics.image_sets.ImageSet`, the configuration and lazily
+computed stacks / features shared between metrics) into flat values keyed by
+:mod:`breastflow.metrics.names`. Paired metrics (``mse, mae, psnr, ssim,
+ms_ssim, lpips``) compare image pairs; set metrics (``fid_img, fid_rad, frd,
+nn_accuracy, precision_recall, density_coverage, moments, swd``) compare the
+sets as distributions and raise :class:`~breastflow.metrics.image_sets.InputError`
+when a set is too small for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from breastflow.metrics import names
+from breastflow.metrics.evaluate_config import PIXELS, EvaluationConfig
+from breastflow.metrics.image_sets import (
+    ImageSet,
+    InputError,
+    indices_by_shape,
+    resize_images,
+)
+from breastflow.registry import Registry
+
+
+@dataclass
+class EvaluationContext:
+    """The two sets plus lazily computed, shared intermediate values.
+
+    Attributes:
+        real, fake: the sets (paired: ``fake[i]`` is the counterpart of ``real[i]``).
+        config: what is computed and how.
+        data_range: intensity range R, ``None`` when no metric needs one.
+        artifacts: what evaluators leave for the report (``"moments"``, ``"swd"``, ``"paired_per_case"``).
+    """
+
+    real: ImageSet
+    fake: ImageSet
+    config: EvaluationConfig
+    data_range: float | None
+    artifacts: dict[str, object] = field(default_factory=dict)
+    _cache: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def stacks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Real and fake images as ``(N, H, W)`` / ``(M, H, W)`` stacks (resized when configured)."""
+        if "real" not in self._cache:
+            if self.config.resize is not None:
+                self._cache["real"] = resize_images(self.real.images, self.config.resize)
+                self._cache["fake"] = resize_images(self.fake.images, self.config.resize)
+            else:
+                self._cache["real"] = self.real.stack()
+                self._cache["fake"] = self.fake.stack()
+            if self._cache["real"].shape[1:] != self._cache["fake"].shape[1:]:
+                raise InputError(
+                    f"real images {self._cache['real'].shape[1:]} and fake images {self._cache['fake'].shape[1:]} "
+                    "differ in size; pass --resize N (EvaluationConfig.resize)"
+                )
+        return self._cache["real"], self._cache["fake"]
+
+    def features(self) -> tuple[np.ndarray, np.ndarray]:
+        """Real and fake features in :attr:`EvaluationConfig.feature_space`, ``(N, D)`` and ``(M, D)``."""
+        if "real_features" not in self._cache:
+            real, fake = self.stacks()
+            space = self.config.feature_space
+            if space == PIXELS:
+                self._cache["real_features"] = real.reshape(len(real), -1).astype(np.float64)
+                self._cache["fake_features"] = fake.reshape(len(fake), -1).astype(np.float64)
+            else:
+                from breastflow.metrics.features import extract_features
+
+                for key, images in (("real_features", real), ("fake_features", fake)):
+                    self._cache[key] = extract_features(
+                        images, space, self.config.protocol, self.config.batch_size, self.config.device,
+                        self.config.weights.get(space), self.data_range,
+                    )
+        return self._cache["real_features"], self._cache["fake_features"]
+
+    def subset(self, real_index: np.ndarray, fake_index: np.ndarray) -> EvaluationContext:
+        """A context on some of the images, reusing the stacks and features already computed."""
+        sub = EvaluationContext(real=self.real.subset(real_index), fake=self.fake.subset(fake_index),
+                                config=self.config, data_range=self.data_range)
+        for key, value in self._cache.items():
+            sub._cache[key] = value[real_index] if key.startswith("real") else value[fake_index]
+        return sub
+
+    def require(self, metric: str, n_min: int, why: str) -> None:
+        """Check that both sets hold at least ``n_min`` images for ``metric``.
+
+        Raises:
+            InputError: naming the metric, the set that is too small and ``why``.
+        """
+        for what, s in (("real", self.real), ("fake", self.fake)):
+            if len(s) < n_min:
+                raise InputError(f"{metric} needs at least {n_min} {what} images ({why}); {s.source} has {len(s)}")
+
+
+@dataclass(frozen=True)
+class MetricEvaluator:
+    """A registered evaluation metric: flat values from an :class:`EvaluationContext`."""
+
+    compute: Callable[[EvaluationContext], dict[str, float]]
+    paired: bool
+    needs_data_range: bool
+
+
+EVALUATORS: Registry[MetricEvaluator] = Registry("evaluation metric")
+
+
+def _per_shape(ctx: EvaluationContext, per_pair: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """``per_pair(fake, real)`` on each group of equal-size pairs, reassembled in pair order: ``(N,)``."""
+    out = np.empty(len(ctx.real), dtype=np.float64)
+    for index in indices_by_shape(ctx.real.images).values():
+        real = np.stack([ctx.real.images[i] for i in index])
+        fake = np.stack([ctx.fake.images[i] for i in index])
+        out[index] = per_pair(fake, real)
+    return out
+
+
+def _paired_evaluator(metric: str) -> MetricEvaluator:
+    def compute(ctx: EvaluationContext) -> dict[str, float]:
+        from breastflow.metrics.paired import paired_metrics
+
+        values = _per_shape(ctx, lambda fake, real: paired_metrics(
+            fake, real, ctx.data_range, metrics=[metric], device=ctx.config.device,
+            batch_size=ctx.config.batch_size).per_case[metric])
+        ctx.artifacts.setdefault("paired_per_case", {})[metric] = values
+        return {metric: float(values.mean()), names.sd_name(metric): float(values.std())}
+
+    return MetricEvaluator(compute=compute, paired=True, needs_data_range=True)
+
+
+for _metric in names.PAIRED_METRICS:
+    EVALUATORS.add(_metric, _paired_evaluator(_metric))
+
+
+def _lpips(ctx: EvaluationContext) -> dict[str, float]:
+    from breastflow.metrics.lpips import lpips_distance
+
+    values = _per_shape(ctx, lambda fake, real: lpips_distance(
+        fake, real, ctx.data_range, weights=ctx.config.weights.get(names.LPIPS), device=ctx.config.device,
+        batch_size=ctx.config.batch_size))
+    ctx.artifacts.setdefault("paired_per_case", {})[names.LPIPS] = values
+    return {names.LPIPS: float(values.mean()), names.sd_name(names.LPIPS): float(values.std())}
+
+
+EVALUATORS.add(names.LPIPS, MetricEvaluator(compute=_lpips, paired=True, needs_data_range=True))
+
+
+def _frechet_evaluator(extractor: str, metric: str) -> MetricEvaluator:
+    def compute(ctx: EvaluationContext) -> dict[str, float]:
+        from breastflow.metrics.frechet import frechet_distance
+
+        ctx.require(metric, 2, "a covariance estimate")
+        real, fake = ctx.stacks()
+        value = frechet_distance(real, fake, extractor=extractor, protocol=ctx.config.protocol, data_range=ctx.data_range,
+                                 batch_size=ctx.config.batch_size, device=ctx.config.device,
+                                 weights=ctx.config.weights.get(extractor))
+        return {metric: value}
+
+    return MetricEvaluator(compute=compute, paired=False, needs_data_range=True)
+
+
+# One evaluator per metric name: the first extractor listed for it (``frd`` = FRD v1, ``radiomics``).
+for _metric in dict.fromkeys(names.FRECHET_METRIC_FOR_EXTRACTOR.values()):
+    _extractor = next(e for e, m in names.FRECHET_METRIC_FOR_EXTRACTOR.items() if m == _metric)
+    EVALUATORS.add(_metric, _frechet_evaluator(_extractor, _metric))
+
+
+def _nn_accuracy(ctx: EvaluationContext) -> dict[str, float]:
+    from breastflow.metrics.nn_accuracy import nn_accuracy
+
+    ctx.require(names.NN_ACCURACY, 2, "leave-one-out needs a second sample of each set")
+    return nn_accuracy(*ctx.features()).to_dict()
+
+
+def _precision_recall(ctx: EvaluationContext) -> dict[str, float]:
+    from breastflow.metrics.diversity import (
+        DEFAULT_K_PRECISION_RECALL,
+        precision_recall,
+    )
+
+    ctx.require("precision_recall", DEFAULT_K_PRECISION_RECALL + 1, f"k={DEFAULT_K_PRECISION_RECALL} neighbours")
+    return precision_recall(*ctx.features()).to_dict()
+
+
+def _density_coverage(ctx: EvaluationContext) -> dict[str, float]:
+    from breastflow.metrics.diversity import (
+        DEFAULT_K_DENSITY_COVERAGE,
+        density_coverage,
+    )
+
+    ctx.require("density_coverage", DEFAULT_K_DENSITY_COVERAGE + 1, f"k={DEFAULT_K_DENSITY_COVERAGE} neighbours")
+    return density_coverage(*ctx.features()).to_dict()
+
+
+def _moments(ctx: EvaluationContext) -> dict[str, float]:
+    from breastflow.metrics.moments import compare_moments
+
+    comparison = compare_moments(ctx.real.images, ctx.fake.images)
+    ctx.artifacts["moments"] = comparison
+    return comparison.to_dict()
+
+
+def _swd(ctx: EvaluationContext) -> dict[str, float]:
+    from breastflow.metrics.swd import SWDConfig, sliced_wasserstein_distance
+
+    real, fake = ctx.stacks()
+    result = sliced_wasserstein_distance(real, fake, SWDConfig(seed=ctx.config.swd_seed))
+    ctx.artifacts["swd"] = result
+    return result.to_dict()
+
+
+EVALUATORS.add(names.NN_ACCURACY, MetricEvaluator(_nn_accuracy, paired=False, needs_data_range=False))
+EVALUATORS.add("precision_recall", MetricEvaluator(_precision_recall, paired=False, needs_data_range=False))
+EVALUATORS.add("density_coverage", MetricEvaluator(_density_coverage, paired=False, needs_data_range=False))
+EVALUATORS.add("moments", MetricEvaluator(_moments, paired=False, needs_data_range=False))
+EVALUATORS.add(names.SWD, MetricEvaluator(_swd, paired=False, needs_data_range=False))
