@@ -33,7 +33,8 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
                    "Default: explicit-le.")
 @click.option("--t2-fraction", type=float, default=0.3, show_default=True,
               help="Share of MRI studies that also get a T2-weighted series (0-1).")
-@click.option("--workers", "-w", type=int, default=1, show_default=True, callback=_positive,
+@click.option("--workers", "-w", type=int, default=None, callback=_positive,
+              show_default="one per available CPU core, at most one per study, capped by free memory",
               help="Processes writing studies in parallel (output does not depend on it).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def phantom(
@@ -44,7 +45,7 @@ def phantom(
     modality: str,
     transfer_syntaxes: tuple[str, ...],
     t2_fraction: float,
-    workers: int,
+    workers: int | None,
     progress: bool,
 ) -> None:
     """Write a phantom breast-imaging cohort into OUT.
@@ -54,7 +55,11 @@ def phantom(
     phi.json, dicom/<study_id>/<series>/<instance>.dcm and (MRI)
     truth/<study_id>_lesion_mask.nii.gz. See docs/phantom.md.
     """
-    from breastflow.phantom.cohort import OutputFolderError, write_cohort
+    from breastflow.phantom.cohort import (
+        OutputFolderError,
+        default_workers,
+        write_cohort,
+    )
 
     try:
         config = PhantomConfig(
@@ -69,7 +74,7 @@ def phantom(
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise click.UsageError(f"invalid phantom configuration: {problems}") from exc
     try:
-        summary = write_cohort(out, config, workers=workers, progress=progress)
+        summary = write_cohort(out, config, workers=workers or default_workers(config), progress=progress)
     except OutputFolderError as exc:
         raise click.BadParameter(str(exc), param_hint="OUT") from exc
     click.echo(f"wrote {summary.n_studies} {config.modality.value} studies, {summary.n_lesions} lesions, "

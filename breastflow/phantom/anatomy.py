@@ -33,11 +33,19 @@ anatomy renders consistently on the T1 and T2 grids.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 import numpy as np
 
 from breastflow.phantom.fields import SmoothField, draw_field
 from breastflow.phantom.geometry import Grid, slab, sub_grid
+from breastflow.phantom.occupancy import (
+    add_ellipsoid,
+    clip_fraction,
+    ellipsoid_occupancy,
+    occupancy,
+    sigmoid,
+)
 from breastflow.phantom.vessels import (
     Vessel,
     draw_breast_vessels,
@@ -121,6 +129,53 @@ class TissueMaps:
                 + self.bone)
 
 
+class _Outline(NamedTuple):
+    """Coordinates and signed distances (mm) shared by :meth:`Anatomy.tissue_maps` and
+    :meth:`Anatomy.breast_fields`; arrays broadcast to ``(n_slices, rows, cols)``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    h: float
+    ycw: np.ndarray
+    wobble: np.ndarray
+    d_breast: np.ndarray
+    nipples: np.ndarray
+    d_body: np.ndarray
+
+
+@dataclass(frozen=True)
+class BreastFields:
+    """Breast-only maps on one grid, float32 ``(n_slices, rows, cols)`` (see :meth:`Anatomy.breast_fields`).
+
+    Attributes:
+        breast: breast interior fraction (as ``TissueMaps.breast`` before clipping).
+        interior: body interior (inside the skin), which vessels displace.
+        level: glandular texture level (:meth:`Anatomy.fgt_level`).
+        subcutaneous, retromammary: factors that keep the fat layers free of FGT.
+    """
+
+    breast: np.ndarray
+    interior: np.ndarray
+    level: np.ndarray
+    subcutaneous: np.ndarray
+    retromammary: np.ndarray
+
+    def breast_fraction(self) -> np.ndarray:
+        """``TissueMaps.breast``."""
+        return clip_fraction(self.breast)
+
+    def fgt_fraction(self, threshold: float, vessel: np.ndarray | None = None) -> np.ndarray:
+        """``TissueMaps.fgt`` for FGT threshold ``threshold``, vessels (lumen fraction, same grid) removed."""
+        frac = sigmoid(4.0 * (self.level - np.float32(threshold)))
+        frac *= self.subcutaneous
+        frac *= self.retromammary
+        fgt = self.breast * frac
+        if vessel is not None:
+            fgt = fgt * (1.0 - vessel * self.interior)
+        return clip_fraction(fgt)
+
+
 @dataclass(frozen=True)
 class Anatomy:
     """A drawn patient. Build with :func:`draw_anatomy`; sample with :meth:`tissue_maps`.
@@ -196,9 +251,7 @@ class Anatomy:
         step = max(1, CHUNK_VOXELS // (grid.rows * grid.cols))
         for k0 in range(0, grid.n_slices, step):
             k1 = min(grid.n_slices, k0 + step)
-            part = self._tissue_maps(slab(grid, k0, k1))
-            for n in names:
-                out[n][k0:k1] = getattr(part, n)
+            self._tissue_maps(slab(grid, k0, k1), {n: a[k0:k1] for n, a in out.items()})
         return TissueMaps(**out)
 
     def pectoral_thickness(self, x: np.ndarray) -> np.ndarray:
@@ -206,7 +259,7 @@ class Anatomy:
         s = np.clip(np.abs(x) / self.thorax_half_width, 0.0, 1.0)
         return self.pectoral_mm * (0.35 + 0.75 * np.sin(np.pi * np.minimum(s * 1.15, 1.0)))
 
-    def _tissue_maps(self, grid: Grid) -> TissueMaps:
+    def _outline(self, grid: Grid, with_nipples: bool = True) -> _Outline:
         z = grid.axis_mm(0).astype(np.float32)[:, None, None]
         y = grid.axis_mm(1).astype(np.float32)[None, :, None]
         x = grid.axis_mm(2).astype(np.float32)[None, None, :]
@@ -230,17 +283,40 @@ class Anatomy:
             r *= 1.0 + (wobble - 1.0) * (1.0 - v * v)  # irregular outline, nipple stays on the apex
             d = np.minimum((1.0 - r) * min(b.radius_x, b.depth, b.radius_z), ycw + 10.0 - y)
             np.maximum(d_breast, d, out=d_breast)
-            nx, ny, nz = self.nipple(b)
-            radius, length = NIPPLE_MM
-            nipple = _ellipsoid_occ(x, y, z, (nx, ny + self.skin_mm, nz), (radius, length + self.skin_mm, radius), h)
-            np.maximum(nipples, nipple, out=nipples)
+            if with_nipples:
+                nx, ny, nz = self.nipple(b)
+                radius, length = NIPPLE_MM
+                add_ellipsoid(nipples, x, y, z, (nx, ny + self.skin_mm, nz), (radius, length + self.skin_mm, radius), h)
         d_body = np.maximum(d_thorax, d_breast)
-        body = np.maximum(_occ(d_body, h), nipples)
-        interior = _occ(d_body - self.skin_mm, h)
+        return _Outline(x=x, y=y, z=z, h=h, ycw=ycw, wobble=wobble, d_breast=d_breast, nipples=nipples,
+                        d_body=d_body)
+
+    def breast_fields(self, grid: Grid) -> BreastFields:
+        """The breast-only quantities of :meth:`tissue_maps` on ``grid``, whole grid at once.
+
+        For coarse lattices (FGT calibration, lesion placement): skips the chest
+        wall, thorax and vessels; the values equal those :meth:`tissue_maps` uses.
+        """
+        o = self._outline(grid, with_nipples=False)
+        interior = occupancy(o.d_body - self.skin_mm, o.h)
+        anterior = occupancy(o.ycw - o.y, o.h)
+        breast = interior * anterior * occupancy(o.d_breast - self.skin_mm, o.h)
+        return BreastFields(breast=breast, interior=interior, level=self.fgt_level(grid, o.ycw),
+                            subcutaneous=occupancy(o.d_breast - self.skin_mm - 3.0, 2.0 * o.h),
+                            retromammary=occupancy(o.ycw - o.y - 9.0, 2.0 * o.h))
+
+    def _tissue_maps(self, grid: Grid, out: dict[str, np.ndarray]) -> None:
+        """Write the fractions of ``grid`` (clipped to [0, 1]) into ``out``'s float32 arrays, by TissueMaps name."""
+        o = self._outline(grid)
+        x, y, z, h, ycw, wobble = o.x, o.y, o.z, o.h, o.ycw, o.wobble
+        d_breast, nipples, d_body = o.d_breast, o.nipples, o.d_body
+
+        body = np.maximum(occupancy(d_body, h), nipples)
+        interior = occupancy(d_body - self.skin_mm, h)
         skin = body - interior
 
-        anterior = _occ(ycw - y, h)  # 1 in front of the chest wall
-        breast = interior * anterior * _occ(d_breast - self.skin_mm, h)
+        anterior = occupancy(ycw - y, h)  # 1 in front of the chest wall
+        breast = interior * anterior * occupancy(d_breast - self.skin_mm, h)
         fgt = breast * self._fgt_fraction(grid, ycw, d_breast, h)
         chest = interior * (1.0 - anterior)  # inside the thorax, behind the chest wall
         fat = interior * anterior - fgt
@@ -249,14 +325,14 @@ class Anatomy:
         depth = y - ycw  # mm behind the chest wall
         pect = self.pectoral_thickness(x).astype(np.float32)
         pect = np.where(np.abs(x) < 22.0, np.float32(0.0), pect)
-        muscle = chest * _occ(depth, h) * _occ(pect - depth, h)
-        layer = chest * _occ(depth - pect, h) * _occ(pect + self.rib_mm - depth, h)
+        muscle = chest * occupancy(depth, h) * occupancy(pect - depth, h)
+        layer = chest * occupancy(depth - pect, h) * occupancy(pect + self.rib_mm - depth, h)
         phase = 2.0 * np.pi * (z + self.rib_slope * np.abs(x)) / self.rib_period_mm
         ribs = np.clip(2.5 * (np.cos(phase) - 0.1), 0.0, 1.0)
-        ribs = np.maximum(ribs, _occ(20.0 - np.abs(x), h))  # sternum
+        ribs = np.maximum(ribs, occupancy(20.0 - np.abs(x), h))  # sternum
         bone = layer * ribs
         muscle = muscle + layer - bone  # intercostal muscle
-        rest = chest * _occ(depth - pect - self.rib_mm, h)
+        rest = chest * occupancy(depth - pect - self.rib_mm, h)
 
         # Heart (rotated, irregular ellipsoid: myocardium around blood), aorta, lungs.
         hx, hy, hz = self.heart_centre
@@ -265,15 +341,15 @@ class Anatomy:
         xr, yr = (x - hx) * ca + (y - hy) * sa, -(x - hx) * sa + (y - hy) * ca
         qh = np.sqrt((xr / rx) ** 2 + (yr / ry) ** 2 + ((z - hz) / rz) ** 2) * wobble * wobble
         d_heart = (1.0 - qh) * min(rx, ry, rz)
-        heart = rest * _occ(d_heart, h)
-        heart_blood = rest * _occ(d_heart - self.myocardium_mm, h)
-        aorta = rest * _occ(12.0 - np.sqrt((x - hx - 10.0) ** 2 + (y - (hy + ry + 45.0)) ** 2), h)
+        heart = rest * occupancy(d_heart, h)
+        heart_blood = rest * occupancy(d_heart - self.myocardium_mm, h)
+        aorta = rest * occupancy(12.0 - np.sqrt((x - hx - 10.0) ** 2 + (y - (hy + ry + 45.0)) ** 2), h)
         blood = np.maximum(heart_blood, aorta)
         muscle = muscle + heart - heart_blood  # myocardium
         lungs = np.maximum(
-            _ellipsoid_occ(x, y, z, (-0.5 * self.thorax_half_width, hy + 20.0, hz + 60.0),
+            ellipsoid_occupancy(x, y, z, (-0.5 * self.thorax_half_width, hy + 20.0, hz + 60.0),
                            (0.36 * self.thorax_half_width, 0.4 * self.thorax_depth, 150.0), h),
-            _ellipsoid_occ(x, y, z, (0.5 * self.thorax_half_width, hy + 20.0, hz + 60.0),
+            ellipsoid_occupancy(x, y, z, (0.5 * self.thorax_half_width, hy + 20.0, hz + 60.0),
                            (0.36 * self.thorax_half_width, 0.4 * self.thorax_depth, 150.0), h),
         )
         lung = np.clip(rest - np.maximum(heart, aorta), 0.0, None) * lungs
@@ -282,17 +358,11 @@ class Anatomy:
         # Vessels displace whatever tissue they run through (inside the body only).
         vessel = vessel_occupancy(self.vessels, grid) * interior
         keep = 1.0 - vessel
-        return TissueMaps(
-            fgt=_f32(fgt * keep),
-            fat=_f32(np.clip(fat, 0.0, None) * keep),
-            skin=_f32(skin),
-            muscle=_f32(muscle * keep),
-            thorax=_f32(thorax * keep),
-            lung=_f32(lung * keep),
-            blood=_f32(blood * keep + vessel),
-            bone=_f32(bone * keep),
-            breast=_f32(breast),
-        )
+        values = {"fgt": fgt * keep, "fat": np.clip(fat, 0.0, None) * keep, "skin": skin, "muscle": muscle * keep,
+                  "thorax": thorax * keep, "lung": lung * keep, "blood": blood * keep + vessel, "bone": bone * keep,
+                  "breast": breast}
+        for name, value in values.items():
+            np.clip(value, 0.0, 1.0, out=out[name])
 
     def fgt_level(self, grid: Grid, ycw: np.ndarray) -> np.ndarray:
         """Glandular texture level (before thresholding) on ``grid``, float32 ``(n_slices, rows, cols)``.
@@ -328,36 +398,20 @@ class Anatomy:
         return level
 
     def _fgt_fraction(self, grid: Grid, ycw: np.ndarray, d_breast: np.ndarray, h: float) -> np.ndarray:
-        frac = _sigmoid(4.0 * (self.fgt_level(grid, ycw) - np.float32(self.fgt_threshold)))
-        frac *= _occ(d_breast - self.skin_mm - 3.0, 2.0 * h)  # subcutaneous fat
-        frac *= _occ(ycw - grid.axis_mm(1).astype(np.float32)[None, :, None] - 9.0, 2.0 * h)  # retromammary fat
+        frac = sigmoid(4.0 * (self.fgt_level(grid, ycw) - np.float32(self.fgt_threshold)))
+        frac *= occupancy(d_breast - self.skin_mm - 3.0, 2.0 * h)  # subcutaneous fat
+        frac *= occupancy(ycw - grid.axis_mm(1).astype(np.float32)[None, :, None] - 9.0, 2.0 * h)  # retromammary fat
         return frac
 
 
-def _f32(a: np.ndarray) -> np.ndarray:
-    return np.clip(a, 0.0, 1.0).astype(np.float32, copy=False)
-
-
-def _occ(dist_mm: np.ndarray, h: float) -> np.ndarray:
-    """Soft occupancy from a signed distance (positive inside), one voxel ramp."""
-    out = np.multiply(dist_mm, np.float32(1.0 / h), dtype=np.float32)
-    out += np.float32(0.5)
-    np.maximum(out, 0.0, out=out)
-    return np.minimum(out, 1.0, out=out)
-
-
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    return (0.5 * (1.0 + np.tanh(0.5 * a))).astype(np.float32, copy=False)
-
-
-def _ellipsoid_occ(x, y, z, centre, radii, h):  # type: ignore[no-untyped-def]
-    q = np.sqrt(((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2
-                + ((z - centre[2]) / radii[2]) ** 2)
-    return _occ((1.0 - q) * min(radii), h)
-
-
 def _calibrated(anatomy: Anatomy) -> Anatomy:
-    """Set ``fgt_threshold`` so FGT fills ``density`` of the breast volume (4 mm lattice)."""
+    """Set ``fgt_threshold`` so FGT fills ``density`` of the breast volume (4 mm lattice).
+
+    The FGT sigmoid is about a step at this resolution, so the threshold is the
+    ``1 - share`` quantile of the texture level inside the breast, where
+    ``share`` raises ``density`` by the volume the fat layers (never glandular)
+    hold. Only the breast fields are evaluated (:meth:`Anatomy.breast_fields`).
+    """
     s = CALIBRATION_STEP_MM
     y0 = float(np.floor(anatomy.anterior_extent() / s) * s) - s
     y1 = anatomy.chest_y + anatomy.chest_curve + s
@@ -366,18 +420,15 @@ def _calibrated(anatomy: Anatomy) -> Anatomy:
     z0 = min(zs) - rz
     grid = Grid(rows=int((y1 - y0) // s) + 1, cols=int(440 // s), n_slices=int(2 * rz // s) + 2,
                 pixel_spacing=(s, s), slice_spacing=s, slice_thickness=s, origin=(-220.0, y0, z0))
-    trial = replace(anatomy, fgt_threshold=-100.0)  # FGT wherever the fat layers allow it
-    maps = trial.tissue_maps(grid)
-    ycw = trial.chest_wall_y(grid.axis_mm(2).astype(np.float32))[None, None, :]
-    level = trial.fgt_level(grid, ycw)
-    inside = maps.breast > 0.5
+    fields_ = anatomy.breast_fields(grid)
+    breast = fields_.breast_fraction()
+    fgt = fields_.fgt_fraction(-100.0)  # FGT wherever the fat layers allow it
+    inside = breast > 0.5
     if not inside.any():
-        return trial
-    # the sigmoid is ~ a step at this resolution: the (1 - density) quantile inside the breast;
-    # the fat layers (no FGT) already hold part of the volume, so aim the glandular core higher.
-    eligible = inside & (maps.fgt > 0.5 * maps.breast)
+        return replace(anatomy, fgt_threshold=-100.0)
+    eligible = inside & (fgt > 0.5 * breast)
     share = float(np.clip(anatomy.density * inside.sum() / max(eligible.sum(), 1), 0.02, 0.98))
-    return replace(anatomy, fgt_threshold=float(np.quantile(level[eligible], 1.0 - share)))
+    return replace(anatomy, fgt_threshold=float(np.quantile(fields_.level[eligible], 1.0 - share)))
 
 
 def draw_anatomy(rng: np.random.Generator, detail_mm: float = 4.0) -> Anatomy:

@@ -17,6 +17,7 @@ by study, so the same config always gives byte-identical files.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from breastflow.phantom.config import Modality, PhantomConfig, TransferSyntax
+from breastflow.phantom.config import Modality, PhantomConfig, Profile, TransferSyntax
 from breastflow.phantom.records import StudyResult
 from breastflow.phantom.truth import LESION_COLUMNS
 
@@ -35,6 +36,11 @@ LESIONS_FILE = "lesions.csv"
 PHI_FILE = "phi.json"
 # Everything a cohort writes at the top of its folder (and removes when re-run there).
 OUTPUTS = (CONFIG_FILE, COHORT_FILE, LESIONS_FILE, PHI_FILE, "dicom", "truth")
+
+
+# Peak memory of one study being written (realistic MRI: ~9 float32 tissue maps plus
+# the DCE model of a 512 x 512 x 180 grid), to cap the default worker count.
+STUDY_PEAK_BYTES = {Profile.TINY: 200 << 20, Profile.REALISTIC: 5 << 30}
 
 
 class OutputFolderError(ValueError):
@@ -54,6 +60,37 @@ class CohortSummary:
     n_studies: int
     n_lesions: int
     n_files: int
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's core count)."""
+    count = getattr(os, "process_cpu_count", None)  # Python >= 3.13
+    if count is not None:
+        return max(1, count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def default_workers(config: PhantomConfig) -> int:
+    """Processes to use when the user does not say: one per available core, at most one
+    per study, and no more than the available memory holds (realistic studies need GBs)."""
+    workers = min(available_cpus(), config.studies)
+    memory = _available_memory()
+    if memory is not None:
+        workers = min(workers, max(1, memory // STUDY_PEAK_BYTES[config.profile]))
+    return max(1, workers)
 
 
 def syntax_for(config: PhantomConfig, study_index: int) -> TransferSyntax:
@@ -109,7 +146,7 @@ def prepare_output(out_dir: Path) -> None:
 
 def _results(out_dir: Path, config: PhantomConfig, workers: int) -> Iterator[StudyResult]:
     indices = range(config.studies)
-    if workers <= 1:
+    if workers <= 1 or config.studies == 1:
         for i in indices:
             yield write_study(out_dir, i, config)
         return
@@ -120,10 +157,13 @@ def _results(out_dir: Path, config: PhantomConfig, workers: int) -> Iterator[Stu
 def write_cohort(out_dir: Path, config: PhantomConfig, workers: int = 1, progress: bool = False) -> CohortSummary:
     """Write the cohort described by ``config`` into ``out_dir``.
 
+    The files do not depend on ``workers`` (each study seeds from its index).
+
     Args:
         out_dir: output folder (created; must be empty or an earlier phantom output).
         config: validated cohort configuration (saved as ``phantom_config.json``).
-        workers: processes writing studies in parallel (1 = in this process).
+        workers: processes writing studies in parallel (1 = in this process; see
+            :func:`default_workers` for a sensible choice).
         progress: show a tqdm progress bar.
 
     Raises:

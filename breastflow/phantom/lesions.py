@@ -25,6 +25,7 @@ from breastflow.phantom.config import CurveType, LesionClass
 from breastflow.phantom.fields import SmoothField, draw_field
 from breastflow.phantom.geometry import Grid, sub_grid
 from breastflow.phantom.kinetics import Kinetics, draw_curve_type, draw_lesion_kinetics
+from breastflow.phantom.vessels import vessel_occupancy
 
 PLACEMENT_STEP_MM = 4.0
 
@@ -192,23 +193,46 @@ def draw_lesions(
 def _placement_candidates(
     anatomy: Anatomy, z_range: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Breast voxel centres on a fixed 4 mm lattice with depth-below-surface and FGT."""
+    """Breast voxel centres on a 4 mm lattice over the slab, with depth below the surface and FGT share.
+
+    Only the breast fields are evaluated (:meth:`Anatomy.breast_fields`, the
+    same values as :meth:`Anatomy.tissue_maps`).
+    """
     s = PLACEMENT_STEP_MM
     nz = int((z_range[1] - z_range[0]) // s) + 1
     y0 = float(np.floor(anatomy.anterior_extent() / s) * s) - s
     y1 = anatomy.chest_y + anatomy.chest_curve + s
     grid = Grid(rows=int((y1 - y0) // s) + 1, cols=int(440 // s), n_slices=max(nz, 1), pixel_spacing=(s, s),
                 slice_spacing=s, slice_thickness=s, origin=(-220.0, y0, z_range[0]))
-    maps = anatomy.tissue_maps(grid)
-    inside = maps.breast > 0.5
-    depth = ndimage.distance_transform_edt(inside, sampling=s)
+    fields_ = anatomy.breast_fields(grid)
+    breast = fields_.breast_fraction()
+    fgt = fields_.fgt_fraction(anatomy.fgt_threshold, vessel_occupancy(anatomy.vessels, grid))
+    inside = breast > 0.5
+    depth = _depth_inside(inside, s)
     # stay away from the slab's first/last slices as well
     zmm = grid.axis_mm(0)
     zdepth = np.minimum(zmm - z_range[0], z_range[1] - zmm)[:, None, None]
     depth = np.minimum(depth, zdepth)
     k, r, c = np.nonzero(inside)
     points = np.stack([grid.axis_mm(2)[c], grid.axis_mm(1)[r], grid.axis_mm(0)[k]], axis=1)
-    return points, depth[k, r, c], maps.fgt[k, r, c] / np.maximum(maps.breast[k, r, c], 1e-6)
+    return points, depth[k, r, c], fgt[k, r, c] / np.maximum(breast[k, r, c], 1e-6)
+
+
+def _depth_inside(inside: np.ndarray, step_mm: float) -> np.ndarray:
+    """Euclidean distance (mm) of each ``inside`` voxel to the nearest outside one, 0 outside.
+
+    Computed on the bounding box of ``inside`` grown by one voxel (within the
+    array): that border is all outside voxels and holds every inside voxel's
+    nearest outside voxel, so the result equals ``distance_transform_edt`` on
+    the whole array.
+    """
+    depth = np.zeros(inside.shape, dtype=np.float64)
+    nz = np.nonzero(inside)
+    if nz[0].size == 0:
+        return depth
+    box = tuple(slice(max(int(i.min()) - 1, 0), min(int(i.max()) + 2, n)) for i, n in zip(nz, inside.shape))
+    depth[box] = ndimage.distance_transform_edt(inside[box], sampling=step_mm)
+    return depth
 
 
 def _draw_one(rng: np.random.Generator, times: np.ndarray, min_radius_mm: float) -> Lesion:

@@ -91,13 +91,34 @@ class DceModel:
         return out
 
 
-def _texture(anatomy: Anatomy, grid: Grid) -> np.ndarray:
-    return 1.0 + 0.25 * anatomy.thorax_texture.sample(grid)
+def nonzero_box(a: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """Bounding box of the non-zero voxels of a 3D array, or ``None`` if there are none."""
+    mask = a != 0
+    box = []
+    for axis in range(3):
+        idx = np.nonzero(mask.any(axis=tuple(b for b in range(3) if b != axis)))[0]
+        if idx.size == 0:
+            return None
+        box.append(slice(int(idx[0]), int(idx[-1]) + 1))
+    return box[0], box[1], box[2]
 
 
-def bpe_speckle(anatomy: Anatomy, grid: Grid) -> np.ndarray:
-    """Patchy BPE: log-normal factor of mean ~1 from a fine smooth field, float32 ``(n_slices, rows, cols)``."""
-    tex = anatomy.bpe_texture.sample(grid)
+def textured_thorax(anatomy: Anatomy, thorax: np.ndarray, grid: Grid) -> np.ndarray:
+    """``thorax`` fraction times the chest texture ``1 + 0.25 f``, sampled only where the thorax is."""
+    out = np.zeros(grid.shape, dtype=np.float32)
+    box = nonzero_box(thorax)
+    if box is not None:
+        out[box] = thorax[box] * (1.0 + 0.25 * anatomy.thorax_texture.sample(grid, box))
+    return out
+
+
+def bpe_speckle(anatomy: Anatomy, grid: Grid, box: tuple[slice, slice, slice] | None = None) -> np.ndarray:
+    """Patchy BPE: log-normal factor of mean ~1 from a fine smooth field.
+
+    Returns:
+        float32 ``(n_slices, rows, cols)``, or the shape of ``box`` (voxels ``grid[box]``).
+    """
+    tex = anatomy.bpe_texture.sample(grid, box)
     tex *= np.float32(0.75)
     tex -= np.float32(0.5 * 0.75**2)
     return np.exp(tex, out=tex)
@@ -118,14 +139,18 @@ def build_dce_model(
         fat_residual: vendor's fat signal after fat suppression.
     """
     s = T1_SIGNAL
-    thorax = maps.thorax * _texture(anatomy, grid)
+    thorax = textured_thorax(anatomy, maps.thorax, grid)
     fgt = maps.fgt * np.float32(FGT_T1)
-    pre = (fgt + maps.fat * np.float32(fat_residual) + maps.skin * np.float32(s["skin"])
-           + maps.muscle * np.float32(s["muscle"]) + thorax * np.float32(s["thorax"])
-           + maps.lung * np.float32(s["lung"]) + maps.blood * np.float32(s["blood"])
-           + maps.bone * np.float32(s["bone"]))
-    muscle = maps.muscle * np.float32(s["muscle"]) + maps.skin * np.float32(s["skin"]) + thorax * np.float32(
-        0.5 * s["thorax"])
+    # sums accumulated in place in the order written (same values, fewer full-volume temporaries)
+    scratch = np.empty(grid.shape, dtype=np.float32)
+    pre = fgt.copy()
+    for m, c in ((maps.fat, fat_residual), (maps.skin, s["skin"]), (maps.muscle, s["muscle"]),
+                 (thorax, s["thorax"]), (maps.lung, s["lung"]), (maps.blood, s["blood"]), (maps.bone, s["bone"])):
+        pre += np.multiply(m, np.float32(c), out=scratch)
+    muscle = maps.muscle * np.float32(s["muscle"])
+    muscle += np.multiply(maps.skin, np.float32(s["skin"]), out=scratch)
+    muscle += np.multiply(thorax, np.float32(0.5 * s["thorax"]), out=scratch)
+    del scratch
     blood = maps.blood * np.float32(s["blood"])
     lesion_parts = []
     for lesion, r in rasters:
@@ -137,16 +162,18 @@ def build_dce_model(
         muscle[r.box] *= 1 - occ
         blood[r.box] *= 1 - occ
         lesion_parts.append((r, (enhancing * les_pre * r.texture).astype(np.float32), lesion.kinetics))
-    fgt *= bpe_speckle(anatomy, grid)
+    box = nonzero_box(fgt)  # speckle only where there is FGT
+    if box is not None:
+        fgt[box] *= bpe_speckle(anatomy, grid, box)
     parts = [(fgt, physiology.bpe), (blood, physiology.blood), (muscle, physiology.muscle)]
-    return DceModel(pre=pre.astype(np.float32), parts=parts, lesions=lesion_parts)
+    return DceModel(pre=pre.astype(np.float32, copy=False), parts=parts, lesions=lesion_parts)
 
 
 def t2_signal(anatomy: Anatomy, maps: TissueMaps, grid: Grid, rasters: list[tuple[Lesion, LesionRaster]]) -> np.ndarray:
     """T2-weighted (no fat suppression) signal on ``grid``: fat bright, benign lesions bright."""
     s = T2_SIGNAL
     out = (maps.fgt * np.float32(s["fgt"]) + maps.fat * np.float32(s["fat"]) + maps.skin * np.float32(s["skin"])
-           + maps.muscle * np.float32(s["muscle"]) + maps.thorax * _texture(anatomy, grid) * np.float32(s["thorax"])
+           + maps.muscle * np.float32(s["muscle"]) + textured_thorax(anatomy, maps.thorax, grid) * np.float32(s["thorax"])
            + maps.lung * np.float32(s["lung"]) + maps.blood * np.float32(s["blood"])
            + maps.bone * np.float32(s["bone"]))
     for lesion, r in rasters:

@@ -189,6 +189,7 @@ class _SeriesWriter:
         self.frame_uid = make_uid(seed, index, "frame-of-reference")
         self.n_files = 0
         self.series_times: list[str] = []
+        self.element_cache: dict[tuple[int, str, str, tuple[str, ...]], bytes] = {}
 
     def write(self, kind: SeriesKind, phase: int, description: str, grid: Grid, stored: np.ndarray,
               start_s: float, slope: float | None = None) -> None:
@@ -200,7 +201,7 @@ class _SeriesWriter:
                           window=window_of(stored, p.rescale_slope if slope is None else slope))
         template = series_template(self.identity, p, info, self.study_uid, self.frame_uid, p.n_post + 1)
         set_pixel_module(template, grid.rows, grid.cols, p.vendor.bits_stored)
-        encoder = SeriesFileEncoder(template, self.syntax)
+        encoder = SeriesFileEncoder(template, self.syntax, self.element_cache)
         self.series_times.append(str(template.SeriesTime))
         folder = self.out_dir / "dicom" / self.sid / str(number)
         folder.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +57,16 @@ class SeriesFileEncoder:
         template: every series-constant attribute, including the Image Pixel
             module (see :func:`set_pixel_module`), and none of the varying ones.
         syntax: transfer syntax of the files.
+        element_cache: encoded elements keyed by ``(tag, VR, repr(value), encodings)``,
+            shared by the encoders of one study so that the attributes its series
+            have in common are encoded once (sequences are always encoded).
 
     Raises:
         ValueError: if the template holds a per-slice attribute or misses the pixel module.
     """
 
-    def __init__(self, template: Dataset, syntax: TransferSyntax) -> None:
+    def __init__(self, template: Dataset, syntax: TransferSyntax,
+                 element_cache: dict[tuple[int, str, str, tuple[str, ...]], bytes] | None = None) -> None:
         clash = [hex(t) for t in _VARYING if t in template]
         if clash:
             raise ValueError(f"template must not contain per-slice attributes {clash}")
@@ -73,12 +78,20 @@ class SeriesFileEncoder:
         self.sop_class = str(template.SOPClassUID)
         self.encodings = convert_encodings(template.get("SpecificCharacterSet", "ISO_IR 6"))
         tags, chunks = [], []
+        cache = {} if element_cache is None else element_cache
         for tag in sorted(template.keys()):
             elem = template[tag]
-            fp = _buffer()
-            write_data_element(fp, elem, self.encodings)
+            # sequences are not cached: their items are datasets whose repr may hide encoding details
+            key = None if elem.VR == "SQ" else (int(elem.tag), elem.VR, repr(elem.value), tuple(self.encodings))
+            chunk = cache.get(key) if key is not None else None
+            if chunk is None:
+                fp = _buffer()
+                write_data_element(fp, elem, self.encodings)
+                chunk = fp.getvalue()
+                if key is not None:
+                    cache[key] = chunk
             tags.append(int(elem.tag))
-            chunks.append(fp.getvalue())
+            chunks.append(chunk)
         # split the template's encoded elements where the varying ones go
         cuts = [bisect.bisect_left(tags, t) for t in _VARYING]
         bounds = [0, *cuts, len(chunks)]
@@ -122,30 +135,56 @@ class SeriesFileEncoder:
         if pixels.shape != (self.template.Rows, self.template.Columns) or pixels.dtype != np.uint16:
             raise ValueError(f"expected uint16 {(self.template.Rows, self.template.Columns)}, "
                              f"got {pixels.dtype} {pixels.shape}")
-        fp = _buffer()
-        write_data_element(fp, DataElement(0x00020003, "UI", sop_uid))
-        uid_bytes = fp.getvalue()
-        fp = _buffer()
-        fp.write(b"\x00" * 128 + b"DICM")
-        group = len(self.meta_head) + len(uid_bytes) + len(self.meta_tail)
-        fp.write(b"\x02\x00\x00\x00UL\x04\x00" + group.to_bytes(4, "little"))
-        fp.write(self.meta_head)
-        fp.write(uid_bytes)
-        fp.write(self.meta_tail)
+        uid = _text_value(sop_uid, b"\x00")
+        pixel = self._pixel_bytes(pixels)
+        meta_uid = _short(0x00020003, b"UI", uid)
+        group = len(self.meta_head) + len(meta_uid) + len(self.meta_tail)
+        z = round(position[2], 6)
         varying = (
-            DataElement(0x00080018, "UI", sop_uid),
-            DataElement(0x00200013, "IS", instance_number),
-            DataElement(0x00200032, "DS", [round(p, 6) for p in position]),
-            DataElement(0x00201041, "DS", round(position[2], 6)),
-            self._pixel_element(pixels),
+            _short(0x00080018, b"UI", uid),
+            _short(0x00200013, b"IS", _text_value(str(instance_number), b" ")),
+            _short(0x00200032, b"DS", _text_value("\\".join(_ds(round(p, 6)) for p in position), b" ")),
+            _short(0x00201041, b"DS", _text_value(_ds(z), b" ")),
+            pixel,
         )
-        fp.write(self.segments[0])
+        parts = [_PREAMBLE, group.to_bytes(4, "little"), self.meta_head, meta_uid, self.meta_tail, self.segments[0]]
         for elem, segment in zip(varying, self.segments[1:]):
-            write_data_element(fp, elem, self.encodings)
-            fp.write(segment)
+            parts += (elem, segment)
+        return b"".join(parts)
+
+    def _pixel_bytes(self, pixels: np.ndarray) -> bytes:
+        if self.syntax is TransferSyntax.EXPLICIT_LE:
+            raw = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
+            return b"\xe0\x7f\x10\x00OW\x00\x00" + len(raw).to_bytes(4, "little") + raw
+        fp = _buffer()
+        write_data_element(fp, self._pixel_element(pixels), self.encodings)
         return fp.getvalue()
 
     def write(self, path: Path, sop_uid: str, instance_number: int, position: tuple[float, float, float],
               pixels: np.ndarray) -> None:
         """Encode one slice and write it to ``path`` (parent folder must exist)."""
-        path.write_bytes(self.encode(sop_uid, instance_number, position, pixels))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            os.write(fd, self.encode(sop_uid, instance_number, position, pixels))
+        finally:
+            os.close(fd)
+
+
+_PREAMBLE = b"\x00" * 128 + b"DICM\x02\x00\x00\x00UL\x04\x00"
+
+
+def _short(tag: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little endian element with a 2-byte length (UI, IS, DS...)."""
+    return (tag >> 16).to_bytes(2, "little") + (tag & 0xFFFF).to_bytes(2, "little") + vr + len(value).to_bytes(
+        2, "little") + value
+
+
+def _text_value(text: str, pad: bytes) -> bytes:
+    """ASCII value padded to even length (UI with NUL, text VRs with a space), as pydicom writes it."""
+    raw = text.encode("ascii")
+    return raw + pad if len(raw) % 2 else raw
+
+
+def _ds(value: float) -> str:
+    """pydicom's DS string of a float (``str(DSfloat(value))``: the shortest repr)."""
+    return repr(float(value))

@@ -72,3 +72,24 @@ def test_writes_cohort_and_config_and_reruns_in_place(tmp_path: Path) -> None:
     result = _run(str(out), "--studies", "1", "--seed", "5", "--no-progress")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (out / "dicom").iterdir()) == ["PH0000"]
+
+
+def _file_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_default_workers_use_the_available_cores_and_do_not_change_the_files(tmp_path: Path) -> None:
+    import os
+
+    from breastflow.phantom.cohort import available_cpus, default_workers
+
+    assert available_cpus() == len(os.sched_getaffinity(0))
+    config = PhantomConfig(studies=3, seed=4)
+    assert 1 <= default_workers(config) <= min(available_cpus(), 3)
+    assert default_workers(PhantomConfig(studies=1, seed=4)) == 1
+    assert "one per available CPU core" in " ".join(_run("--help").output.split())
+    args = ["--studies", "3", "--seed", "4", "--t2-fraction", "0.5", "--no-progress"]
+    assert _run(str(tmp_path / "default"), *args).exit_code == 0
+    assert _run(str(tmp_path / "one"), *args, "--workers", "1").exit_code == 0
+    default, one = _file_bytes(tmp_path / "default"), _file_bytes(tmp_path / "one")
+    assert default == one and len(default) > 50
