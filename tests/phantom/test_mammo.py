@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from dciodvfy_path import DCIODVFY
 from scipy import ndimage, stats
 from skimage.filters import threshold_otsu
 
-from breastflow.phantom.config import LesionClass, PhantomConfig, Profile, TransferSyntax
+from breastflow.phantom.config import (
+    LesionClass,
+    PhantomConfig,
+    Profile,
+    TransferSyntax,
+)
 from breastflow.phantom.mammo import (
     MG_FOR_PRESENTATION,
     PATIENT_ORIENTATION,
@@ -120,12 +125,12 @@ def test_required_mg_attributes(cohort: tuple[Path, list]) -> None:
             assert ds.SeriesDescription == f"{ds.ImageLaterality} {ds.ViewPosition}"
 
 
-@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools dciodvfy not installed")
+@pytest.mark.skipif(DCIODVFY is None, reason="dicom3tools dciodvfy not installed")
 def test_dciodvfy_reports_no_errors(cohort: tuple[Path, list]) -> None:
     root, results = cohort
     for result in results:
         for f in _files(root, result.study["study_id"]):
-            out = subprocess.run(["dciodvfy", str(f)], capture_output=True, text=True, timeout=60)
+            out = subprocess.run([DCIODVFY, str(f)], capture_output=True, text=True, timeout=60)
             report = out.stdout + out.stderr
             assert "MammographyImageForPresentation" in report
             errors = [line for line in report.splitlines() if line.startswith("Error")]

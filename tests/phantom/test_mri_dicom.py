@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from dciodvfy_path import DCIODVFY
 from phantom_reading import read_mask, read_study
 from pydicom.uid import MRImageStorage
 
@@ -147,12 +147,12 @@ def test_phi_json_lists_what_headers_hold(mri_cohort: Path) -> None:
 KNOWN_DEVIATIONS = ("Element=<TriggerTime>",)
 
 
-@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools' dciodvfy not installed")
+@pytest.mark.skipif(DCIODVFY is None, reason="dicom3tools' dciodvfy not installed")
 def test_dciodvfy_reports_no_errors(mri_cohort: Path) -> None:
     for study in ("PH0000", "PH0001", "PH0002"):
         for folder in sorted((mri_cohort / "dicom" / study).iterdir()):
             f = next(folder.glob("*.dcm"))
-            run = subprocess.run(["dciodvfy", str(f)], capture_output=True, text=True, check=False)
+            run = subprocess.run([DCIODVFY, str(f)], capture_output=True, text=True, check=False)
             lines = (run.stdout + run.stderr).splitlines()
             assert any(line.strip() == "MRImage" for line in lines), lines[:5]
             errors = [line for line in lines
