@@ -19,16 +19,21 @@ computes them for 2-D images without masks:
 No weights are needed. Radiomic features depend on absolute intensities, so
 images enter unwindowed and at their stored size: the preprocessing protocol
 is recorded but not applied. Per-image extraction is parallelised over a
-process pool (``num_workers``).
+local process pool (``num_workers``, env ``BREASTFLOW_RADIOMICS_WORKERS``) or,
+when a Dask ``distributed.Client`` is given, over its cluster in chunks of
+images gathered in input order (:func:`extract_radiomics_features`,
+:func:`frd_from_features`); every path gives identical features.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -38,7 +43,10 @@ from breastflow.metrics.features.base import (
     FeatureExtractor,
     as_image_batch,
 )
-from breastflow.metrics.protocols import Protocol
+from breastflow.metrics.protocols import Protocol, get_protocol
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 V0_SETTINGS = {"correctMask": True, "minimumROIDimensions": 1}
 V0_FEATURE_CLASSES = ["firstorder", "glcm", "glrlm", "gldm", "glszm", "ngtdm", "shape", "shape2D"]
@@ -59,11 +67,14 @@ V1_PARAMS = {
     },
 }  # fmt: skip
 
-_EXTRACTORS_BY_VERSION: dict[str, object] = {}
+_LOCAL = threading.local()
 
 
 def _pyradiomics_extractor(version: str):
-    """One PyRadiomics extractor per process and version."""
+    """One PyRadiomics extractor per thread and version (Dask workers may run several threads)."""
+    if not hasattr(_LOCAL, "by_version"):
+        _LOCAL.by_version = {}
+    _EXTRACTORS_BY_VERSION: dict[str, object] = _LOCAL.by_version
     if version not in _EXTRACTORS_BY_VERSION:
         try:
             import radiomics
@@ -124,6 +135,21 @@ def _features_of(args: tuple[np.ndarray, str]) -> list[float]:
     return list(radiomics_features(image, version).values())
 
 
+def _features_of_chunk(images: np.ndarray, version: str) -> list[list[float]]:
+    """Features of a ``(K, H, W)`` chunk of images, one row per image (a Dask task)."""
+    return [list(radiomics_features(image, version).values()) for image in images]
+
+
+def _features_on_client(arrays: np.ndarray, version: str, client: Client, chunk_size: int | None) -> list[list[float]]:
+    """Map :func:`_features_of_chunk` over a Dask cluster and gather the rows in input order."""
+    if chunk_size is None:
+        threads = max(1, sum(client.nthreads().values()))
+        chunk_size = max(1, math.ceil(len(arrays) / (4 * threads)))
+    chunks = [arrays[i : i + chunk_size] for i in range(0, len(arrays), chunk_size)]
+    futures = client.map(_features_of_chunk, chunks, version=version, pure=False)
+    return [row for chunk in client.gather(futures) for row in chunk]
+
+
 def frd_v0_normalize(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Joint min-max to ``V0_NORM_RANGE``; constant columns -> mid-range; NaN -> mid-range."""
     lo, hi = V0_NORM_RANGE
@@ -165,11 +191,35 @@ class _RadiomicsBase(FeatureExtractor):
     native_size = 0  # unused: images keep their stored size
     channels = 1
 
-    def __init__(self, weights: Path | None, device: torch.device, num_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        weights: Path | None,
+        device: torch.device,
+        num_workers: int | None = None,
+        client: Client | None = None,
+        chunk_size: int | None = None,
+    ) -> None:
+        """A radiomics extractor running serially, on a local process pool or on a Dask cluster.
+
+        Args:
+            weights: must be ``None`` (no weights).
+            device: unused (CPU extraction), kept for the extractor contract.
+            num_workers: local worker processes (default env ``BREASTFLOW_RADIOMICS_WORKERS`` or 1).
+            client: a Dask ``distributed.Client``; when given, extraction runs on its cluster
+                and ``num_workers`` is ignored.
+            chunk_size: images per Dask task (default: about 4 tasks per worker thread).
+
+        Raises:
+            ValueError: weights given, or ``chunk_size < 1``.
+        """
         if weights is not None:
             raise ValueError(f"{self.name} needs no weights, got weights={weights}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 images per Dask task, got {chunk_size}")
         self.device = device
         self.num_workers = num_workers if num_workers is not None else int(os.environ.get("BREASTFLOW_RADIOMICS_WORKERS", "1"))
+        self.client = client
+        self.chunk_size = chunk_size
 
     def weights_id(self) -> str:
         import radiomics
@@ -194,7 +244,9 @@ class _RadiomicsBase(FeatureExtractor):
         if not np.isfinite(arrays).all():
             raise ValueError("images contain NaN or inf values")
         jobs = [(a, self.version) for a in arrays]
-        if self.num_workers <= 1:
+        if self.client is not None:
+            rows = _features_on_client(arrays, self.version, self.client, self.chunk_size)
+        elif self.num_workers <= 1:
             rows = [_features_of(j) for j in jobs]
         else:
             with ProcessPoolExecutor(self.num_workers) as pool:
@@ -225,3 +277,57 @@ class RadiomicsV0Extractor(_RadiomicsBase):
 
     def normalize_sets(self, real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return frd_v0_normalize(real, fake)
+
+
+def _radiomics_class(extractor: str) -> type[_RadiomicsBase]:
+    """The registered radiomics extractor class ``extractor``; ValueError for any other extractor."""
+    names = sorted(n for n in EXTRACTORS.names() if issubclass(EXTRACTORS.get(n), _RadiomicsBase))
+    if extractor not in names:
+        raise ValueError(f"{extractor!r} is not a radiomics extractor; use one of {', '.join(names)}")
+    return EXTRACTORS.get(extractor)
+
+
+def extract_radiomics_features(
+    images: torch.Tensor | np.ndarray,
+    extractor: str = "radiomics",
+    client: Client | None = None,
+    chunk_size: int | None = None,
+    num_workers: int | None = None,
+) -> np.ndarray:
+    """FRD radiomic features of an image set, optionally on a Dask cluster.
+
+    Args:
+        images: ``(N, H, W)`` or ``(N, 1, H, W)`` raw intensities.
+        extractor: ``"radiomics"`` (FRD v1) or ``"radiomics-v0"``.
+        client: a Dask ``distributed.Client``; per-image extraction is mapped over
+            its workers in chunks of ``chunk_size`` images and gathered in input order.
+        chunk_size: images per Dask task (default: about 4 tasks per worker thread).
+        num_workers: local process pool size when no client is given.
+
+    Returns:
+        ``(N, D)`` float64 features, identical to the serial path.
+
+    Raises:
+        RegistryError: ``extractor`` is not a radiomics extractor; ValueError: bad images or chunk size.
+    """
+    cls = _radiomics_class(extractor)
+    net = cls(None, torch.device("cpu"), num_workers=num_workers, client=client, chunk_size=chunk_size)
+    return net.extract(images, get_protocol("standard"), None)
+
+
+def frd_from_features(real: np.ndarray, fake: np.ndarray, extractor: str = "radiomics") -> float:
+    """FRD from features of :func:`extract_radiomics_features` (as ``frechet_distance`` computes it).
+
+    Args:
+        real: ``(N, D)`` real-set features; fake: ``(M, D)`` synthetic-set features.
+        extractor: ``"radiomics"`` (v1, ``log(d^2)``) or ``"radiomics-v0"`` (``d^2``).
+
+    Raises:
+        ValueError: not a radiomics extractor, too few rows, NaN after normalisation.
+    """
+    from breastflow.metrics.frechet import features_to_frechet
+
+    cls = _radiomics_class(extractor)
+    net = cls(None, torch.device("cpu"))
+    real_n, fake_n = net.normalize_sets(np.asarray(real, np.float64), np.asarray(fake, np.float64))
+    return net.finalize_distance(features_to_frechet(real_n, fake_n))
