@@ -147,18 +147,26 @@ def _run_on(client, source: str, loc: StoreLocation, config: IngestConfig,  # no
     plan = plan_ingest(source, loc, pseudo, source_options, config.probe_batch, probe_map, annotation_source)
     if on_plan is not None:
         on_plan(plan)
-    futures = {}
-    for job in plan.jobs:
-        future = client.submit(ingest_series, job, loc, config.array_layout, source_options,
-                               key=f"{job.key}-{run_id}", retries=config.retries, pure=False)
-        futures[future] = job
-    outcomes = _gather(futures, progress)
+    outcomes = _gather(_submit_all(client, ingest_series, plan.jobs, loc, config, source_options, run_id), progress)
     # annotations are validated against the *stored* images, so they follow the series
-    futures = {client.submit(ingest_annotation, job, loc, config.array_layout, source_options,
-                             key=f"{job.key}-{run_id}", retries=config.retries, pure=False): job
-               for job in plan.annotation_jobs}
-    outcomes += _gather(futures, progress)
+    outcomes += _gather(_submit_all(client, ingest_annotation, plan.annotation_jobs, loc, config, source_options,
+                                    run_id), progress)
     return finalize_ingest(loc, plan, outcomes, config.splits, run_id, time.perf_counter() - started)
+
+
+def _submit_all(client, func: Callable, jobs: list, loc: StoreLocation,  # client: distributed.Client
+                config: IngestConfig, source_options: dict, run_id: str) -> dict:
+    """Submit one task per job in a single ``Client.map`` call (one graph update, not one per job).
+
+    Returns:
+        ``{future: job}``.
+    """
+    if not jobs:
+        return {}
+    n = len(jobs)  # positional: the functions name their fsspec options differently
+    futures = client.map(func, jobs, [loc] * n, [config.array_layout] * n, [source_options] * n,
+                         key=[f"{job.key}-{run_id}" for job in jobs], retries=config.retries, pure=False)
+    return dict(zip(futures, jobs, strict=True))
 
 
 def _gather(futures: dict, progress: Progress | None) -> list[SeriesOutcome]:

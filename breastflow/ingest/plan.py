@@ -18,6 +18,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from breastflow.deid.attributes import deidentify_series_attrs
 from breastflow.dicom.classify import ClassifiedSeries, SeriesRole, classify_study
@@ -25,20 +26,17 @@ from breastflow.dicom.discover import discover, probe_headers
 from breastflow.dicom.errors import IngestError, IngestProblem, Reason
 from breastflow.dicom.header import InstanceHeader
 from breastflow.dicom.series import SeriesGroup, StudyGroup, group_series, group_studies
-from breastflow.ingest.annotation_job import AnnotationJob
-from breastflow.ingest.annotations import (
-    AnnotationError,
-    AnnotationFormat,
-    AnnotationReason,
-    AnnotationSource,
-    annotation_digest,
-)
 from breastflow.ingest.pseudonyms import Pseudonymiser
 from breastflow.ingest.report import ANNOTATION_ENTRY, Outcome, SeriesOutcome
 from breastflow.store.annotation_commit import AnnotationRecord, read_annotation_commits
 from breastflow.store.commit import read_commits
 from breastflow.store.fs import StoreLocation
 from breastflow.store.layout import check_name
+
+if TYPE_CHECKING:  # imported where used: a worker unpickling a SeriesJob imports this module,
+    # and the annotation modules pull in pandas/nibabel (~0.3 s per fresh worker process)
+    from breastflow.ingest.annotation_job import AnnotationJob
+    from breastflow.ingest.annotations import AnnotationReason, AnnotationSource
 
 ProbeMap = Callable[[list[list[str]]], list[tuple[list[InstanceHeader], list[IngestProblem]]]]
 
@@ -226,6 +224,14 @@ def plan_annotation(study: StudyGroup, study_pseudonym: str, patient: str, plann
         patient_studies: studies of this PatientID in the batch (a table row keyed by
             patient is ambiguous when > 1).
     """
+    from breastflow.ingest.annotation_job import AnnotationJob
+    from breastflow.ingest.annotations import (
+        AnnotationError,
+        AnnotationFormat,
+        AnnotationReason,
+        annotation_digest,
+    )
+
     annotation = source.match(study.study_uid, study.patient_id)
     if annotation is None:
         return

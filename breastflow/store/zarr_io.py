@@ -40,6 +40,7 @@ from breastflow.store.shard_io import (
 )
 
 NGFF_VERSION = "0.5"
+ZARR_JSON = "zarr.json"  # Zarr v3 metadata document of a node
 FAULT_ENV = "BREASTFLOW_FAULT_KILL_AFTER_SHARDS"
 FAULT_ONCE_ENV = "BREASTFLOW_FAULT_ONCE_FILE"
 
@@ -253,13 +254,12 @@ def _write_image_group(loc: StoreLocation, group_path: str, name: str, volume: n
     z, y, x = (int(n) for n in volume.shape)
     step = array_layout.shard_slices
     content_hash = volume_hash((volume[i:i + step] for i in range(0, z, step)), volume.shape, volume.dtype)
-    group = open_root(loc).require_group(group_path)
     meta = dict(attrs)
     meta.update({"content_hash": content_hash, "shape": [z, y, x], "dtype": volume.dtype.name,
                  "spacing_mm": [float(v) for v in geometry.spacing_mm],
                  "origin_mm": [float(v) for v in geometry.origin_mm],
                  "direction": [float(v) for v in geometry.direction]})
-    group.attrs.update({"ome": ngff_multiscales(name, geometry), "breastflow": meta})
+    group = _image_group(open_root(loc), group_path, {"ome": ngff_multiscales(name, geometry), "breastflow": meta})
     array = group.create_array(
         layout.FULL_RESOLUTION,
         shape=(z, y, x),
@@ -278,19 +278,38 @@ def _write_image_group(loc: StoreLocation, group_path: str, name: str, volume: n
     # byte what zarr-python writes, without its ~0.4 ms per inner chunk); others via zarr
     plain = plain_layout(array)
     fs = loc.filesystem() if plain is not None else None
+    shard_bytes = 0
     for index, start in enumerate(range(0, z, step), start=1):
         if plain is None:
             array[start:start + step] = volume[start:start + step]
         else:
             key = array.metadata.encode_chunk_key((start // step, 0, 0))
-            write_object(fs, loc.fs_path(group_path, layout.FULL_RESOLUTION, key),
-                         encode_shard(volume[start:start + step], plain), not loc.remote)
+            shard = encode_shard(volume[start:start + step], plain)
+            write_object(fs, loc.fs_path(group_path, layout.FULL_RESOLUTION, key), shard, not loc.remote)
+            shard_bytes += len(shard)
         if on_shard is not None:
             on_shard(index)
         _maybe_inject_fault(index)
+    if plain is None:
+        stored = int(array.nbytes_stored())
+    else:  # what nbytes_stored() lists: the shards written above plus the array's zarr.json
+        stored = shard_bytes + int(fs.size(loc.fs_path(group_path, layout.FULL_RESOLUTION, ZARR_JSON)))
     return WrittenSeries(path=group_path, shape=(z, y, x), dtype=volume.dtype.name,
-                         content_hash=content_hash, nbytes=int(volume.nbytes),
-                         stored_bytes=int(array.nbytes_stored()))
+                         content_hash=content_hash, nbytes=int(volume.nbytes), stored_bytes=stored)
+
+
+def _image_group(root: zarr.Group, group_path: str, attributes: dict) -> zarr.Group:
+    """The image group at ``group_path``, with ``attributes`` set at its top level.
+
+    A new group is created with its attributes in one metadata write; an
+    existing one (a re-ingest) is opened and its attributes updated, as before.
+    """
+    try:
+        return root.create_group(group_path, attributes=attributes)
+    except (zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
+        group = root.require_group(group_path)  # raises TypeError on an array, as before
+        group.attrs.update(attributes)
+        return group
 
 
 def open_series_array(loc: StoreLocation, study: str, series: str) -> zarr.Array:
