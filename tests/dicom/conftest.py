@@ -6,8 +6,9 @@ import random
 from pathlib import Path
 
 import pytest
-
 from dicom_series import WrittenSeries, write_series
+
+from breastflow.store.local_s3 import local_s3
 
 
 @pytest.fixture
@@ -23,13 +24,8 @@ def make_series(tmp_path: Path):
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A real S3 endpoint (moto's threaded server) on 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with local_s3(set_env=False) as s3:
+        yield s3.endpoint_url
 
 
 @pytest.fixture

@@ -63,14 +63,13 @@ def test_checkpoint_sweep_extracts_real_features_once(tmp_path):
 
 @pytest.mark.integration
 def test_cache_on_s3_endpoint(monkeypatch):
-    moto_server = pytest.importorskip("moto.server")
-    s3fs = pytest.importorskip("s3fs")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        opts = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": f"http://{host}:{port}"},
+    import s3fs
+
+    from breastflow.store.local_s3 import local_s3
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with local_s3(set_env=False) as s3:
+        opts = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": s3.endpoint_url},
                 "skip_instance_cache": True}  # fmt: skip
         s3fs.S3FileSystem(**opts).mkdir("feats")
         cache = FeatureCache("s3://feats/real", storage_options=opts)
@@ -82,5 +81,3 @@ def test_cache_on_s3_endpoint(monkeypatch):
         assert len(calls) == 1
         names = [p.rsplit("/", 1)[-1] for p in s3fs.S3FileSystem(**opts).ls("feats/real")]
         assert sorted(names) == sorted([f"{_key()}.npy", f"{_key()}.json"])
-    finally:
-        server.stop()
