@@ -32,6 +32,13 @@ class Reason(str, Enum):
     UNDECODABLE_TRANSFER_SYNTAX = "undecodable-transfer-syntax"
     NO_PRE_CONTRAST = "no-pre-contrast"
     UNREADABLE = "unreadable"
+    CONFLICTING_DUPLICATE = "conflicting-duplicate"
+    INCOMPLETE_SERIES = "incomplete-series"
+    MISSING_PATIENT_ID = "missing-patient-id"
+    MOSAIC_UNSUPPORTED = "mosaic-unsupported"
+    MIXED_CLASSIC_ENHANCED = "mixed-classic-enhanced"
+    NO_FRAME_POSITIONS = "no-frame-positions"
+    STUDY_PLANNING_ERROR = "study-planning-error"
 
 
 class IngestError(Exception):
@@ -120,6 +127,42 @@ class NoPreContrast(IngestError):
     """An MRI study in which no series qualifies as the pre-contrast acquisition."""
 
     reason = Reason.NO_PRE_CONTRAST
+
+
+class ConflictingDuplicate(IngestError):
+    """Two files carry the same SOPInstanceUID but different pixel data (neither is chosen)."""
+
+    reason = Reason.CONFLICTING_DUPLICATE
+
+
+class IncompleteSeries(IngestError):
+    """Some files of a series were rejected, so the series is not committed (never stored short)."""
+
+    reason = Reason.INCOMPLETE_SERIES
+
+
+class MissingPatientId(IngestError):
+    """A study whose PatientID is empty or absent cannot be pseudonymised to a patient."""
+
+    reason = Reason.MISSING_PATIENT_ID
+
+
+class MosaicUnsupported(IngestError):
+    """A Siemens mosaic image that cannot be un-mosaicked into a volume."""
+
+    reason = Reason.MOSAIC_UNSUPPORTED
+
+
+class MixedClassicEnhanced(IngestError):
+    """Classic single-frame and enhanced multi-frame objects share one SeriesInstanceUID."""
+
+    reason = Reason.MIXED_CLASSIC_ENHANCED
+
+
+class NoFramePositions(IngestError):
+    """An enhanced multi-frame object whose frames carry no per-frame plane positions."""
+
+    reason = Reason.NO_FRAME_POSITIONS
 
 
 @dataclass(frozen=True)
