@@ -48,6 +48,7 @@ WANTED_KEYWORDS = (
     "ImageOrientationPatient", "PixelSpacing", "ImagerPixelSpacing", "RescaleSlope", "RescaleIntercept",
     "TemporalPositionIdentifier", "AcquisitionDateTime", "AcquisitionDate", "AcquisitionTime",
     "ContentDate", "ContentTime", "SeriesDate", "SeriesTime", "StudyDate",
+    "TriggerTime", "NumberOfTemporalPositions",
 )
 #: tag -> (keyword, dictionary VR) of the wanted elements.
 WANTED: dict[int, tuple[str, str]] = {

@@ -66,6 +66,7 @@ class FrameInfo:
         rescale_slope, rescale_intercept: modality LUT of this frame.
         acquisition_datetime: frame acquisition time (PHI; memory only).
         temporal_position: TemporalPositionIdentifier / index, if any.
+        trigger_time_ms: TriggerTime (classic objects; GE/Philips dynamic phases), if any.
     """
 
     path: str
@@ -77,6 +78,7 @@ class FrameInfo:
     rescale_intercept: float
     acquisition_datetime: dt.datetime | None
     temporal_position: int | None
+    trigger_time_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class InstanceHeader:
             pixel_representation: pixel format.
         slice_thickness_mm, spacing_between_slices_mm: nominal values.
         frames: one :class:`FrameInfo` per frame (geometry, rescale, time).
+        n_temporal_positions: NumberOfTemporalPositions (dynamic series), if any.
     """
 
     path: str
@@ -138,6 +141,7 @@ class InstanceHeader:
     slice_thickness_mm: float | None
     spacing_between_slices_mm: float | None
     frames: tuple[FrameInfo, ...]
+    n_temporal_positions: int | None = None
 
     @property
     def acquisition_datetime(self) -> dt.datetime | None:
@@ -255,6 +259,7 @@ def frames_of(ds: Dataset, path: str, sop_class_uid: str) -> tuple[FrameInfo, ..
         "rescale_intercept": _rescale(ds, "RescaleIntercept", 0.0),
         "acquisition_datetime": moment,
         "temporal_position": _int(ds.get("TemporalPositionIdentifier")),
+        "trigger_time_ms": _float(ds.get("TriggerTime")),
     }
     return tuple(FrameInfo(frame_index=i, **base) for i in range(n_frames))  # type: ignore[arg-type]
 
@@ -297,4 +302,5 @@ def header_from_dataset(ds: Dataset, path: str) -> InstanceHeader:
         slice_thickness_mm=_float(ds.get("SliceThickness")),
         spacing_between_slices_mm=_float(ds.get("SpacingBetweenSlices")),
         frames=frames_of(ds, path, sop_class),
+        n_temporal_positions=_int(ds.get("NumberOfTemporalPositions")),
     )
