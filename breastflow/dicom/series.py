@@ -34,6 +34,12 @@ class SeriesGroup:
         series_number: SeriesNumber (may be ``None``).
         series_description: free-text hint for classification (never stored).
         headers: one :class:`InstanceHeader` per file.
+        frame_keys: ``(path, frame index)`` of the frames that belong to this
+            series when it holds only part of its files' frames (one phase of a
+            multi-phase enhanced object, see :mod:`breastflow.dicom.multiphase`);
+            ``None``: every frame of every file.
+        part: which part of the source series this is (e.g. ``"phase 2 of 5"``;
+            empty for a whole series); shown in :attr:`locator`.
     """
 
     study_uid: str
@@ -44,6 +50,8 @@ class SeriesGroup:
     series_number: int | None
     series_description: str
     headers: tuple[InstanceHeader, ...]
+    frame_keys: frozenset[tuple[str, int]] | None = None
+    part: str = ""
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -53,11 +61,15 @@ class SeriesGroup:
     @property
     def frames(self) -> tuple[FrameInfo, ...]:
         """Every 2D frame of the series, in file order."""
+        if self.frame_keys is not None:
+            return tuple(f for h in self.headers for f in h.frames if (f.path, f.frame_index) in self.frame_keys)
         return tuple(f for h in self.headers for f in h.frames)
 
     @property
     def n_frames(self) -> int:
         """Total number of 2D frames."""
+        if self.frame_keys is not None:
+            return len(self.frame_keys)
         return sum(h.n_frames for h in self.headers)
 
     @property
@@ -78,7 +90,10 @@ class SeriesGroup:
     @property
     def acquisition_start(self) -> dt.datetime | None:
         """Earliest frame acquisition time of the series (PHI; memory only)."""
-        times = [h.acquisition_datetime for h in self.headers if h.acquisition_datetime]
+        if self.frame_keys is not None:
+            times = [f.acquisition_datetime for f in self.frames if f.acquisition_datetime]
+        else:
+            times = [h.acquisition_datetime for h in self.headers if h.acquisition_datetime]
         return min(times) if times else None
 
     @property
@@ -90,7 +105,18 @@ class SeriesGroup:
     def locator(self) -> str:
         """PHI-free description for messages: series number, file count, first file."""
         number = "?" if self.series_number is None else str(self.series_number)
-        return f"series {number} ({len(self.headers)} files, first {self.headers[0].path})"
+        part = f" {self.part}" if self.part else ""
+        return f"series {number}{part} ({len(self.headers)} files, first {self.headers[0].path})"
+
+    @property
+    def source_keys(self) -> list[str]:
+        """What identifies this series' source content (for fingerprints): the SOP
+        Instance UIDs, and for a frame subset also the frame indices it takes."""
+        keys = [h.sop_instance_uid for h in self.headers]
+        if self.frame_keys is not None:
+            index = {h.path: h.sop_instance_uid for h in self.headers}
+            keys += sorted(f"{index[p]}#{i}" for p, i in self.frame_keys)
+        return keys
 
 
 @dataclass(frozen=True)
