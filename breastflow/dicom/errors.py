@@ -13,7 +13,7 @@ return problems instead of raising, so one bad file never stops a batch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -51,6 +51,10 @@ class IngestError(Exception):
     """
 
     reason: Reason = Reason.UNREADABLE
+    #: Study/Series Instance UID of the file when its header parsed (PHI; memory only,
+    #: set by the probe so planning can tie a rejected file to its series).
+    study_uid: str = ""
+    series_uid: str = ""
 
     def __init__(self, message: str, where: str | None = None) -> None:
         self.message = message
@@ -58,8 +62,9 @@ class IngestError(Exception):
         super().__init__(f"{where}: {message}" if where else message)
 
     def to_problem(self) -> IngestProblem:
-        """The JSON-able record of this error."""
-        return IngestProblem(reason=self.reason, where=self.where or "", message=self.message)
+        """The JSON-able record of this error (carrying the memory-only UIDs, if set)."""
+        return IngestProblem(reason=self.reason, where=self.where or "", message=self.message,
+                             study_uid=self.study_uid, series_uid=self.series_uid)
 
 
 class NotDicom(IngestError):
@@ -173,14 +178,17 @@ class IngestProblem:
         reason: the machine-readable code.
         where: file path/URL or series locator (no PHI).
         message: human explanation.
+        study_uid, series_uid: the rejected file's raw UIDs when its header parsed
+            ("" otherwise). PHI, memory only: never serialised by :meth:`to_dict`;
+            planning uses them to mark the file's series incomplete.
     """
 
     reason: Reason
     where: str
     message: str
+    study_uid: str = field(default="", repr=False, compare=False)
+    series_uid: str = field(default="", repr=False, compare=False)
 
     def to_dict(self) -> dict[str, str]:
-        """JSON-able form (``reason`` as its string code)."""
-        out = asdict(self)
-        out["reason"] = self.reason.value
-        return out
+        """JSON-able form (``reason`` as its string code; the memory-only UIDs left out)."""
+        return {"reason": self.reason.value, "where": self.where, "message": self.message}
