@@ -33,6 +33,9 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
                    "Default: explicit-le.")
 @click.option("--t2-fraction", type=float, default=0.3, show_default=True,
               help="Share of MRI studies that also get a T2-weighted series (0-1).")
+@click.option("--multiphase-series", is_flag=True, default=False,
+              help="MRI: write each study's DCE phases (pre + posts) as one series, as GE/Philips "
+                   "multi-phase exports do (TemporalPositionIdentifier, TriggerTime, AcquisitionTime per phase).")
 @click.option("--workers", "-w", type=int, default=None, callback=_positive,
               show_default="one per available CPU core, at most one per study, capped by free memory",
               help="Processes writing studies in parallel (output does not depend on it).")
@@ -45,6 +48,7 @@ def phantom(
     modality: str,
     transfer_syntaxes: tuple[str, ...],
     t2_fraction: float,
+    multiphase_series: bool,
     workers: int | None,
     progress: bool,
 ) -> None:
@@ -69,6 +73,7 @@ def phantom(
             modality=Modality(modality),
             transfer_syntaxes=tuple(TransferSyntax(t) for t in transfer_syntaxes) or (TransferSyntax.EXPLICIT_LE,),
             t2_fraction=t2_fraction,
+            multiphase_series=multiphase_series,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

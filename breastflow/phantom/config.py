@@ -70,6 +70,12 @@ class PhantomConfig(BaseModel):
         transfer_syntaxes: syntaxes to write; studies cycle through them in order,
             so ``[explicit-le]`` (default) writes uncompressed files only.
         t2_fraction: share of MRI studies that also get a T2-weighted series.
+        multiphase_series: write each MRI study's DCE phases (pre and every
+            post) as ONE series, as GE (VIBRANT MultiPhase) and Philips dynamic
+            exports do: one SeriesInstanceUID and SeriesNumber, InstanceNumber
+            running on across phases, and per phase TemporalPositionIdentifier,
+            NumberOfTemporalPositions, TriggerTime and AcquisitionTime. Pixels
+            are identical to the cohort written without it (same seed).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -80,3 +86,4 @@ class PhantomConfig(BaseModel):
     modality: Modality = Modality.MRI
     transfer_syntaxes: tuple[TransferSyntax, ...] = (TransferSyntax.EXPLICIT_LE,)
     t2_fraction: float = Field(default=0.3, ge=0.0, le=1.0)
+    multiphase_series: bool = False

@@ -26,6 +26,7 @@ from breastflow.phantom.lesions import draw_lesions
 from breastflow.phantom.mr_headers import (
     SeriesInfo,
     SeriesKind,
+    dicom_time,
     seconds_of,
     series_template,
 )
@@ -96,7 +97,8 @@ def write_mri_study(out_dir: Path, study_index: int, config: PhantomConfig, synt
     del maps
     bias = bias_field(protocol, grid, physiology.bias_jitter)
 
-    writer = _SeriesWriter(out_dir, sid, config.seed, study_index, identity, protocol, syntax)
+    writer = _SeriesWriter(out_dir, sid, config.seed, study_index, identity, protocol, syntax,
+                           config.multiphase_series)
     times = protocol.post_times_min()
     for phase in range(protocol.n_post + 1):
         t = None if phase == 0 else float(times[phase - 1])
@@ -144,7 +146,9 @@ def write_mri_study(out_dir: Path, study_index: int, config: PhantomConfig, synt
         "phases_present": ";".join(phases),
         "n_post_phases": protocol.n_post,
         "pre_series_number": v.series_number(1),
-        "post_series_numbers": ";".join(str(v.series_number(1 + k)) for k in range(1, protocol.n_post + 1)),
+        "post_series_numbers": ";".join(str(v.series_number(1 if config.multiphase_series else 1 + k))
+                                        for k in range(1, protocol.n_post + 1)),
+        "multiphase_series": config.multiphase_series,
         "phase_interval_s": round(protocol.phase_seconds, 3),
         "has_t2": protocol.has_t2,
         "t2_series_number": v.series_number(0) if protocol.has_t2 else "",
@@ -178,11 +182,23 @@ def _slabs(grid: Grid) -> list[tuple[int, int]]:
     return [(k0, min(grid.n_slices, k0 + step)) for k0 in range(0, grid.n_slices, step)]
 
 
+#: SeriesDescription of a multi-phase DCE series (all phases in one series), by vendor key.
+MULTIPHASE_DESCRIPTIONS = {"ge": "Ax Vibrant MultiPhase", "siemens": "t1_fl3d_tra_dynVIEWS_spair",
+                           "philips": "dyn eTHRIVE SPAIR"}
+
+
 class _SeriesWriter:
-    """Writes the series of one study, keeping the shared UIDs and counts."""
+    """Writes the series of one study, keeping the shared UIDs and counts.
+
+    With ``multiphase`` every DCE phase goes into the pre's series (number,
+    UID, folder, description and SeriesTime of the whole dynamic run), its
+    instances numbered on after the previous phase's; each phase keeps its own
+    TemporalPositionIdentifier, TriggerTime, AcquisitionTime and ContentTime.
+    """
 
     def __init__(self, out_dir: Path, sid: str, seed: int, index: int, identity: FakeIdentity,
-                 protocol: Protocol, syntax: TransferSyntax) -> None:
+                 protocol: Protocol, syntax: TransferSyntax, multiphase: bool = False) -> None:
+        self.multiphase = multiphase
         self.out_dir, self.sid, self.seed, self.index = out_dir, sid, seed, index
         self.identity, self.protocol, self.syntax = identity, protocol, syntax
         self.study_uid = make_uid(seed, index, "study")
@@ -194,20 +210,26 @@ class _SeriesWriter:
     def write(self, kind: SeriesKind, phase: int, description: str, grid: Grid, stored: np.ndarray,
               start_s: float, slope: float | None = None) -> None:
         p = self.protocol
-        number = p.vendor.series_number(0 if kind is SeriesKind.T2 else 1 + phase)
+        together = self.multiphase and kind is not SeriesKind.T2
+        number = p.vendor.series_number(0 if kind is SeriesKind.T2 else 1 + (0 if together else phase))
+        if together:
+            description = MULTIPHASE_DESCRIPTIONS.get(p.vendor.key, "dynamic multiphase")
         info = SeriesInfo(kind=kind, phase=phase, series_number=number, description=description,
                           series_uid=make_uid(self.seed, self.index, "series", number), grid=grid,
                           start_s=start_s, study_start_s=seconds_of(self.identity.StudyTime),
                           window=window_of(stored, p.rescale_slope if slope is None else slope))
         template = series_template(self.identity, p, info, self.study_uid, self.frame_uid, p.n_post + 1)
+        if together:  # series-level times are those of the dynamic run's start (the pre)
+            template.SeriesTime = dicom_time(info.study_start_s + p.phase_start_s(0))
         set_pixel_module(template, grid.rows, grid.cols, p.vendor.bits_stored)
         encoder = SeriesFileEncoder(template, self.syntax, self.element_cache)
         self.series_times.append(str(template.SeriesTime))
         folder = self.out_dir / "dicom" / self.sid / str(number)
         folder.mkdir(parents=True, exist_ok=True)
         n = grid.n_slices
+        first = phase * n if together else 0
         for k in range(n):
-            instance = n - k if p.vendor.instances_descending_z else k + 1
+            instance = first + (n - k if p.vendor.instances_descending_z else k + 1)
             encoder.write(folder / f"{instance:04d}.dcm", make_uid(self.seed, self.index, "sop", number, instance),
                           instance, grid.position(k), stored[k])
         self.n_files += n
