@@ -49,12 +49,13 @@ WANTED_KEYWORDS = (
     "TemporalPositionIdentifier", "AcquisitionDateTime", "AcquisitionDate", "AcquisitionTime",
     "ContentDate", "ContentTime", "SeriesDate", "SeriesTime", "StudyDate",
     "TriggerTime", "NumberOfTemporalPositions",
+    "BodyPartExamined", "ProtocolName", "StudyDescription", "ReceiveCoilName", "DiffusionBValue",
 )
 #: tag -> (keyword, dictionary VR) of the wanted elements.
 WANTED: dict[int, tuple[str, str]] = {
     tag_for_keyword(k): (k, dictionary_VR(k)) for k in WANTED_KEYWORDS  # type: ignore[misc]
 }
-_CONVERTED_VRS = {"UI", "CS", "LO", "SH", "DS", "IS", "US", "DA", "TM", "DT"}
+_CONVERTED_VRS = {"UI", "CS", "LO", "SH", "DS", "IS", "US", "DA", "TM", "DT", "FD"}
 assert all(vr in _CONVERTED_VRS for _, vr in WANTED.values()), "a wanted tag has an unhandled VR"
 
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})
@@ -71,6 +72,7 @@ _IS = re.compile(r"[ ]*[+-]?\d{1,12}[ ]*")
 _HTT = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<L")
+_F64 = struct.Struct("<d")
 
 
 class _Unsupported(Exception):
@@ -199,6 +201,12 @@ def _convert(raw: bytes, vr: str) -> object:
         if not raw:
             return None
         raise _Unsupported("multi-valued US")
+    if vr == "FD":
+        if len(raw) == 8:
+            return _F64.unpack(raw)[0]
+        if not raw:
+            return None
+        raise _Unsupported("multi-valued or odd-length FD")
     if not raw.isascii() or b"\x1b" in raw:
         raise _Unsupported("non-ASCII text")
     text = raw.decode("ascii")

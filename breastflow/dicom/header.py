@@ -107,6 +107,12 @@ class InstanceHeader:
         slice_thickness_mm, spacing_between_slices_mm: nominal values.
         frames: one :class:`FrameInfo` per frame (geometry, rescale, time).
         n_temporal_positions: NumberOfTemporalPositions (dynamic series), if any.
+        body_part: BodyPartExamined, upper case (a defined term such as ``"BREAST"``).
+        protocol_name, study_description: free text hints (PHI-risky: never stored).
+        receive_coil: ReceiveCoilName (top level, or the enhanced MR receive coil
+            functional group); a hint, never stored.
+        diffusion_b_value: DiffusionBValue in s/mm2 (top level, or the enhanced
+            MR diffusion functional group), ``None`` if absent.
     """
 
     path: str
@@ -142,6 +148,11 @@ class InstanceHeader:
     spacing_between_slices_mm: float | None
     frames: tuple[FrameInfo, ...]
     n_temporal_positions: int | None = None
+    body_part: str = ""
+    protocol_name: str = ""
+    study_description: str = ""
+    receive_coil: str = ""
+    diffusion_b_value: float | None = None
 
     @property
     def acquisition_datetime(self) -> dt.datetime | None:
@@ -264,6 +275,20 @@ def frames_of(ds: Dataset, path: str, sop_class_uid: str) -> tuple[FrameInfo, ..
     return tuple(FrameInfo(frame_index=i, **base) for i in range(n_frames))  # type: ignore[arg-type]
 
 
+def _group_value(ds: Dataset, sop_class_uid: str, sequence: str, keyword: str) -> object:
+    """``keyword`` at the top level, else (enhanced objects) in the shared or first
+    per-frame functional group's ``sequence`` item."""
+    value = ds.get(keyword)
+    if value not in (None, "") or sop_class_uid not in ENHANCED_SOP_CLASSES:
+        return value
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or [None]
+    for group in (_first_item(ds, "SharedFunctionalGroupsSequence"), per_frame[0]):
+        found = _first_item(group, sequence) if group is not None else None
+        if found is not None and found.get(keyword) not in (None, ""):
+            return found.get(keyword)
+    return value
+
+
 def header_from_dataset(ds: Dataset, path: str) -> InstanceHeader:
     """Build an :class:`InstanceHeader` from a (header-only) dataset read from ``path``."""
     meta = getattr(ds, "file_meta", None)
@@ -303,4 +328,9 @@ def header_from_dataset(ds: Dataset, path: str) -> InstanceHeader:
         spacing_between_slices_mm=_float(ds.get("SpacingBetweenSlices")),
         frames=frames_of(ds, path, sop_class),
         n_temporal_positions=_int(ds.get("NumberOfTemporalPositions")),
+        body_part=_text(ds.get("BodyPartExamined")).upper(),
+        protocol_name=_text(ds.get("ProtocolName")),
+        study_description=_text(ds.get("StudyDescription")),
+        receive_coil=_text(_group_value(ds, sop_class, "MRReceiveCoilSequence", "ReceiveCoilName")),
+        diffusion_b_value=_float(_group_value(ds, sop_class, "MRDiffusionSequence", "DiffusionBValue")),
     )
