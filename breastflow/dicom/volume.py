@@ -59,6 +59,7 @@ from breastflow.dicom.errors import (
     UnsupportedImage,
 )
 from breastflow.dicom.header import FrameInfo, InstanceHeader
+from breastflow.dicom.mosaic import mosaic_problem
 from breastflow.dicom.series import SeriesGroup
 
 #: Relative tolerance on slice-step uniformity (1 % of the median step).
@@ -362,7 +363,11 @@ def read_volume(series: SeriesGroup, storage_options: dict | None = None) -> Ser
         UndecodableTransferSyntax: no handler, or a corrupt compressed stream.
         Truncated: pixel data shorter than declared.
         UnsupportedImage: unsupported bit depth or frame shape.
+        MosaicUnsupported: a Siemens mosaic (ImageType MOSAIC).
     """
+    mosaic = mosaic_problem(series)  # never store a mosaic's tiled image as one slice
+    if mosaic is not None:
+        raise mosaic
     _check_matrix(series)
     first = series.first
     if series.is_projection:
