@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING
 from breastflow.deid.attributes import deidentify_series_attrs
 from breastflow.dicom.classify import ClassifiedSeries, SeriesRole, classify_study
 from breastflow.dicom.discover import discover, probe_headers
-from breastflow.dicom.errors import IngestError, IngestProblem, Reason
-from breastflow.dicom.header import InstanceHeader
+from breastflow.dicom.errors import IngestError, IngestProblem, MixedClassicEnhanced, NoFramePositions, Reason
+from breastflow.dicom.header import ENHANCED_SOP_CLASSES, InstanceHeader
+from breastflow.dicom.mosaic import mosaic_problem
+from breastflow.dicom.multiphase import split_multiphase
 from breastflow.dicom.series import SeriesGroup, StudyGroup, group_series, group_studies
 from breastflow.ingest.pseudonyms import Pseudonymiser
 from breastflow.ingest.report import ANNOTATION_ENTRY, Outcome, SeriesOutcome
@@ -127,7 +129,7 @@ def placement_problem(group: SeriesGroup) -> str | None:
     Enhanced objects carry each frame's position in its PlanePositionSequence.
     Without it the slice order would have to be guessed from the frame order,
     which the standard does not make spatial, so such a series is quarantined
-    (``inconsistent-geometry``) at planning with what is present and missing.
+    (``no-frame-positions``) at planning with what is present and missing.
     """
     if group.is_projection or not group.is_enhanced:
         return None
@@ -148,6 +150,28 @@ def placement_problem(group: SeriesGroup) -> str | None:
             f"PlanePositionSequence; it {found}{lacking}. Frame positions (and so the slice order) would "
             "have to be guessed from the frame order, so the series is not ingested; re-export it with "
             "per-frame plane positions or as single-frame MR")
+
+
+def series_problem(group: SeriesGroup) -> IngestError | None:
+    """Why a series cannot be read as one volume, known from its headers alone, or ``None``.
+
+    Checked at planning, before any pixel is read: a Siemens mosaic
+    (``mosaic-unsupported``), classic single-frame and enhanced multi-frame
+    objects sharing one SeriesInstanceUID (``mixed-classic-enhanced``: two
+    exports of one acquisition, never merged or picked from), an enhanced
+    object without per-frame positions (``no-frame-positions``).
+    """
+    mosaic = mosaic_problem(group)
+    if mosaic is not None:
+        return mosaic
+    enhanced = sum(h.sop_class_uid in ENHANCED_SOP_CLASSES for h in group.headers)
+    if 0 < enhanced < len(group.headers):
+        return MixedClassicEnhanced(
+            f"{len(group.headers) - enhanced} classic single-frame and {enhanced} enhanced multi-frame objects "
+            "share one SeriesInstanceUID (classic and enhanced exports of the same acquisition?); neither is "
+            "picked, so the series is not ingested; send one of the two exports", group.locator)
+    why = placement_problem(group)
+    return NoFramePositions(why, group.locator) if why else None
 
 
 def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_options: dict | None = None,
@@ -172,18 +196,19 @@ def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_o
     plan.outcomes.extend(_problem_outcome(p, pseudo) for p in problems)
     committed = {(r.study, r.series): r for r in read_commits(loc)}
     committed_annotations = {r.study: r for r in read_annotation_commits(loc)} if annotations else {}
-    studies = group_studies(group_series(headers))
+    studies = group_studies(split_multiphase(group_series(headers)))  # one series per dynamic phase
     studies_per_patient = Counter(s.patient_id for s in studies)
     for study in studies:
         study_pseudonym = pseudo.study(study.study_uid)
-        unplaceable = {s.series_uid: why for s in study.series if (why := placement_problem(s))}
+        unplaceable = {s.series_uid: why for s in study.series if (why := series_problem(s))}
         try:
             classified = classify_study(study)
         except IngestError as err:
             problem = err.to_problem()
             if unplaceable:
                 problem = replace(problem, message=problem.message + "; " + "; ".join(
-                    f"{s.locator}: {unplaceable[s.series_uid]}" for s in study.series if s.series_uid in unplaceable))
+                    f"{s.locator}: {unplaceable[s.series_uid].message}" for s in study.series
+                    if s.series_uid in unplaceable))
             plan.outcomes.append(_problem_outcome(problem, pseudo, study_pseudonym))
             continue
         used: set[str] = set()
@@ -191,13 +216,13 @@ def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_o
         patient = pseudo.patient(study.patient_id)
         reference = next((c.series.acquisition_start for c in classified if c.role is SeriesRole.PRE), None)
         for item in classified:
-            problem_text = unplaceable.get(item.series.series_uid)
-            if problem_text and item.role is not SeriesRole.UNKNOWN:
+            series_error = unplaceable.get(item.series.series_uid)
+            if series_error and item.role is not SeriesRole.UNKNOWN:
                 where = item.series.locator
                 plan.outcomes.append(SeriesOutcome(
                     outcome=Outcome.QUARANTINED, study=study_pseudonym, series=series_name(item),
-                    reason=Reason.INCONSISTENT_GEOMETRY.value, where=where, where_ref=pseudo.path_ref(where),
-                    message=problem_text))
+                    reason=series_error.reason.value, where=where, where_ref=pseudo.path_ref(where),
+                    message=series_error.message))
                 continue
             name_fp = plan_series(item, study_pseudonym, patient, pseudo, committed, plan, used, reference)
             if name_fp is not None:
@@ -297,7 +322,7 @@ def plan_series(item: ClassifiedSeries, study: str, patient: str, pseudo: Pseudo
         suffix += 1
         name = f"{base}_{suffix}"
     used.add(name)
-    fingerprint = pseudo.fingerprint([h.sop_instance_uid for h in group.headers])
+    fingerprint = pseudo.fingerprint(group.source_keys)
     previous = committed.get((study, name))
     if previous is not None and previous.source_fingerprint == fingerprint:
         plan.outcomes.append(SeriesOutcome(outcome=Outcome.SKIPPED, study=study, series=name,
