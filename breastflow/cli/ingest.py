@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from breastflow.ingest.report import Outcome
+from breastflow.ingest.report import Outcome, terminal_lines
 
 
 @click.command("ingest")
@@ -30,10 +30,14 @@ from breastflow.ingest.report import Outcome
 @click.option("--no-annotations", is_flag=True, help="Ignore annotations, even a detected phantom layout.")
 @click.option("--annotation-index-base", type=click.IntRange(0, 1), default=0, show_default=True,
               help="First index used by the annotation table's bounds (1 for 1-based tables).")
+@click.option("--accept", type=click.Choice(["breast", "any"]), default="breast", show_default=True,
+              help="breast: store MR series as pre/post/t2 only with breast evidence in the headers (body part, "
+                   "descriptions, coil, field of view, a dynamic set with contrast); any: store every acquired "
+                   "MR/MG series with a role from timing (untagged data).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(source: str, store: str, workers: int, scheduler: str | None, seed: int, threads: bool,
            shard_slices: int, report_path: str | None, annotations_path: str | None, no_annotations: bool,
-           annotation_index_base: int, quiet: bool) -> None:
+           annotation_index_base: int, accept: str, quiet: bool) -> None:
     """Ingest DICOM under SOURCE (folder or s3:// URL) into the Zarr STORE (folder or s3:// URL).
 
     Lesion boxes and masks are stored beside the images when annotations are
@@ -44,6 +48,7 @@ def ingest(source: str, store: str, workers: int, scheduler: str | None, seed: i
     from tqdm import tqdm
 
     from breastflow.deid.pseudonym import PseudonymKeyError
+    from breastflow.dicom.classify import AcceptPolicy
     from breastflow.ingest.annotations import AnnotationOptions
     from breastflow.ingest.config import ClusterConfig, IngestConfig
     from breastflow.ingest.pipeline import run_ingest
@@ -54,6 +59,7 @@ def ingest(source: str, store: str, workers: int, scheduler: str | None, seed: i
         cluster=ClusterConfig(scheduler=scheduler, workers=workers, processes=not threads),
         array_layout=ArrayLayout(shard_slices=shard_slices),
         splits=SplitConfig(seed=seed),
+        accept=AcceptPolicy(accept),
     )
     if no_annotations and annotations_path:
         raise click.UsageError("--annotations and --no-annotations exclude each other")
@@ -79,8 +85,8 @@ def ingest(source: str, store: str, workers: int, scheduler: str | None, seed: i
                f"failed {summary['failed']}, ignored {summary['ignored']}; annotations new "
                f"{summary['annotations_new']}, skipped {summary['annotations_skipped']} "
                f"({summary['slices_written']} slices, {summary['seconds']} s; run {report.run_id})")
-    for entry in report.quarantined + report.failed:
-        click.echo(f"  {entry.outcome.value} [{entry.reason}] {entry.where}: {entry.message}")
+    for line in terminal_lines(report):
+        click.echo(f"  {line}")
     if report_path:
         with open(report_path, "w", encoding="utf-8") as handle:
             json.dump(report.to_operator_dict(), handle, indent=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from breastflow.dicom.classify import AcceptPolicy
 from breastflow.store.splits import SplitConfig
 from breastflow.store.zarr_io import ArrayLayout
 
@@ -38,6 +39,8 @@ class IngestConfig(BaseModel):
         splits: patient-level split seed and fractions.
         retries: Dask retries of a series task after an unexpected (e.g. storage) error.
         probe_batch: files per header-probing task.
+        accept: ``breast`` (default) stores MR series as pre/post/t2 only with breast
+            evidence; ``any`` stores every acquired MR/MG series, roles from timing.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -47,3 +50,4 @@ class IngestConfig(BaseModel):
     splits: SplitConfig = SplitConfig()
     retries: int = Field(default=2, ge=0, le=10)
     probe_batch: int = Field(default=256, ge=1)
+    accept: AcceptPolicy = AcceptPolicy.BREAST

@@ -144,7 +144,8 @@ def _run_on(client, source: str, loc: StoreLocation, config: IngestConfig,  # no
         futures = client.map(probe_headers, batches, storage_options=source_options, threads=4, pure=False)
         return client.gather(futures)
 
-    plan = plan_ingest(source, loc, pseudo, source_options, config.probe_batch, probe_map, annotation_source)
+    plan = plan_ingest(source, loc, pseudo, source_options, config.probe_batch, probe_map, annotation_source,
+                       config.accept)
     if on_plan is not None:
         on_plan(plan)
     outcomes = _gather(_submit_all(client, ingest_series, plan.jobs, loc, config, source_options, run_id), progress)

@@ -21,9 +21,16 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from breastflow.deid.attributes import deidentify_series_attrs
-from breastflow.dicom.classify import ClassifiedSeries, SeriesRole, classify_study
+from breastflow.dicom.classify import AcceptPolicy, ClassifiedSeries, SeriesRole, classify_study
 from breastflow.dicom.discover import discover, probe_headers
-from breastflow.dicom.errors import IngestError, IngestProblem, MixedClassicEnhanced, NoFramePositions, Reason
+from breastflow.dicom.errors import (
+    IngestError,
+    IngestProblem,
+    MissingPatientId,
+    MixedClassicEnhanced,
+    NoFramePositions,
+    Reason,
+)
 from breastflow.dicom.header import ENHANCED_SOP_CLASSES, InstanceHeader
 from breastflow.dicom.mosaic import mosaic_problem
 from breastflow.dicom.multiphase import split_multiphase
@@ -176,8 +183,14 @@ def series_problem(group: SeriesGroup) -> IngestError | None:
 
 def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_options: dict | None = None,
                 probe_batch: int = 256, probe_map: ProbeMap | None = None,
-                annotations: AnnotationSource | None = None) -> IngestPlan:
+                annotations: AnnotationSource | None = None, accept: AcceptPolicy = AcceptPolicy.BREAST
+                ) -> IngestPlan:
     """Work out what to ingest from ``source`` into the store at ``loc``.
+
+    Each study is planned on its own (:func:`plan_study`): a study that cannot be
+    planned (no PatientID, or any error while classifying, pseudonymising or
+    matching its annotation) is quarantined with its reason and the rest of the
+    batch is planned as usual.
 
     Args:
         source: local folder or URL of the landing zone.
@@ -186,6 +199,7 @@ def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_o
         source_options: fsspec options for the source.
         probe_batch: files per probe batch; probe_map: see :func:`probe_in_batches`.
         annotations: lesion annotations to match to the studies (``None``: none).
+        accept: which series may be stored (``BREAST``: only with breast evidence; ``ANY``).
 
     Raises:
         FileNotFoundError: ``source`` does not exist.
@@ -199,38 +213,108 @@ def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_o
     studies = group_studies(split_multiphase(group_series(headers)))  # one series per dynamic phase
     studies_per_patient = Counter(s.patient_id for s in studies)
     for study in studies:
-        study_pseudonym = pseudo.study(study.study_uid)
-        unplaceable = {s.series_uid: why for s in study.series if (why := series_problem(s))}
+        scratch = IngestPlan()  # a study lands in the plan whole or not at all
         try:
-            classified = classify_study(study)
-        except IngestError as err:
-            problem = err.to_problem()
-            if unplaceable:
-                problem = replace(problem, message=problem.message + "; " + "; ".join(
-                    f"{s.locator}: {unplaceable[s.series_uid].message}" for s in study.series
-                    if s.series_uid in unplaceable))
-            plan.outcomes.append(_problem_outcome(problem, pseudo, study_pseudonym))
+            plan_study(study, pseudo, committed, committed_annotations, annotations, scratch,
+                       studies_per_patient[study.patient_id], accept)
+        except Exception as err:  # noqa: BLE001 - one bad study never stops the batch
+            plan.outcomes.append(study_problem_outcome(study, err, pseudo))
             continue
-        used: set[str] = set()
-        planned: dict[str, str] = {}
-        patient = pseudo.patient(study.patient_id)
-        reference = next((c.series.acquisition_start for c in classified if c.role is SeriesRole.PRE), None)
-        for item in classified:
-            series_error = unplaceable.get(item.series.series_uid)
-            if series_error and item.role is not SeriesRole.UNKNOWN:
-                where = item.series.locator
-                plan.outcomes.append(SeriesOutcome(
-                    outcome=Outcome.QUARANTINED, study=study_pseudonym, series=series_name(item),
-                    reason=series_error.reason.value, where=where, where_ref=pseudo.path_ref(where),
-                    message=series_error.message))
-                continue
-            name_fp = plan_series(item, study_pseudonym, patient, pseudo, committed, plan, used, reference)
-            if name_fp is not None:
-                planned[name_fp[0]] = name_fp[1]
-        if annotations is not None:
-            plan_annotation(study, study_pseudonym, patient, planned, annotations, pseudo, committed_annotations,
-                            plan, studies_per_patient[study.patient_id])
+        plan.jobs.extend(scratch.jobs)
+        plan.outcomes.extend(scratch.outcomes)
+        plan.annotation_jobs.extend(scratch.annotation_jobs)
     return plan
+
+
+def plan_study(study: StudyGroup, pseudo: Pseudonymiser, committed: dict, committed_annotations: dict,
+               annotations: AnnotationSource | None, plan: IngestPlan, patient_studies: int,
+               accept: AcceptPolicy = AcceptPolicy.BREAST) -> None:
+    """Classify one study and schedule, skip, ignore or quarantine its series and annotation.
+
+    Args:
+        study: the grouped study (raw identifiers in memory only).
+        pseudo: keyed pseudonyms; committed, committed_annotations: markers in the store.
+        annotations: loaded annotations (``None``: none); plan: receives this study's entries.
+        patient_studies: studies of this PatientID in the batch.
+        accept: which series may be stored (see :class:`~breastflow.dicom.classify.AcceptPolicy`).
+
+    Raises:
+        MissingPatientId: the study has no PatientID (empty or absent).
+        Exception: anything else that goes wrong while planning this study; the
+            caller quarantines the study (``study-planning-error``) and goes on.
+    """
+    if not study.patient_id.strip() or any(not s.patient_id.strip() for s in study.series):
+        raise MissingPatientId("the study has no PatientID (empty or absent), so it cannot be pseudonymised "
+                               "to a patient; set PatientID in the export and re-send the study",
+                               study_where(study))
+    study_pseudonym = pseudo.study(study.study_uid)
+    unplaceable = {s.series_uid: why for s in study.series if (why := series_problem(s))}
+    try:
+        classified = classify_study(study, accept)
+    except IngestError as err:
+        problem = err.to_problem()
+        if unplaceable:
+            problem = replace(problem, message=problem.message + "; " + "; ".join(
+                f"{s.locator}: {unplaceable[s.series_uid].message}" for s in study.series
+                if s.series_uid in unplaceable))
+        plan.outcomes.append(_problem_outcome(problem, pseudo, study_pseudonym))
+        return
+    used: set[str] = set()
+    planned: dict[str, str] = {}
+    patient = pseudo.patient(study.patient_id)
+    reference = next((c.series.acquisition_start for c in classified if c.role is SeriesRole.PRE), None)
+    for item in classified:
+        series_error = unplaceable.get(item.series.series_uid)
+        if series_error and item.role is not SeriesRole.UNKNOWN:
+            where = item.series.locator
+            plan.outcomes.append(SeriesOutcome(
+                outcome=Outcome.QUARANTINED, study=study_pseudonym, series=series_name(item),
+                reason=series_error.reason.value, where=where, where_ref=pseudo.path_ref(where),
+                message=series_error.message))
+            continue
+        name_fp = plan_series(item, study_pseudonym, patient, pseudo, committed, plan, used, reference)
+        if name_fp is not None:
+            planned[name_fp[0]] = name_fp[1]
+    if annotations is not None:
+        plan_annotation(study, study_pseudonym, patient, planned, annotations, pseudo, committed_annotations,
+                        plan, patient_studies)
+
+
+def study_where(study: StudyGroup) -> str:
+    """PHI-free locator of a study for messages: its series count and first series' locator (a path)."""
+    if not study.series:
+        return "study with no series"
+    return f"study with {len(study.series)} series, first {study.series[0].locator}"
+
+
+def study_problem_outcome(study: StudyGroup, err: Exception, pseudo: Pseudonymiser) -> SeriesOutcome:
+    """The quarantine entry of a study whose planning raised ``err``.
+
+    An :class:`~breastflow.dicom.errors.IngestError` keeps its reason (e.g.
+    ``missing-patient-id``); anything else is ``study-planning-error`` with the
+    error's type and text, from which the study's raw identifiers (PatientID,
+    UIDs) are blanked so no header value reaches the report.
+    """
+    where = study_where(study)
+    try:
+        study_pseudonym = pseudo.study(study.study_uid)
+    except ValueError:  # no StudyInstanceUID: named by its first file only
+        study_pseudonym = ""
+    if isinstance(err, IngestError):
+        reason, message = err.reason, err.message
+    else:
+        text = str(err)
+        raw = {study.patient_id, study.study_uid} | {s.series_uid for s in study.series} | {
+            h.sop_instance_uid for s in study.series for h in s.headers}
+        for value in sorted((v.strip() for v in raw if v and v.strip()), key=len, reverse=True):
+            text = text.replace(value, "<identifier>")
+        reason = Reason.STUDY_PLANNING_ERROR
+        message = (f"planning this study failed ({type(err).__name__}: {text[:300]}); the study is not "
+                   "ingested, the rest of the batch is")
+    if study_pseudonym:
+        message = f"study {study_pseudonym}: {message}"
+    return SeriesOutcome(outcome=Outcome.QUARANTINED, study=study_pseudonym, reason=reason.value, where=where,
+                         where_ref=pseudo.path_ref(where), message=message)
 
 
 def plan_annotation(study: StudyGroup, study_pseudonym: str, patient: str, planned: dict[str, str],

@@ -175,6 +175,35 @@ def report_markdown(report: IngestReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Longest human reason shown per entry on the terminal (the full text is in ``--report``).
+TERMINAL_REASON_CHARS = 160
+
+
+def terminal_lines(report: IngestReport) -> list[str]:
+    """One PHI-free line per quarantined, failed or ignored entry, for the operator's terminal.
+
+    Each line names the outcome, the reason code, the study pseudonym and series
+    name (or, for a file rejected before grouping, the keyed reference of its
+    path) and a one-line human reason in which paths (which may hold UIDs or
+    names) are replaced by their keyed references. ``--report`` keeps the full
+    JSON with paths.
+
+    Returns:
+        Lines such as ``quarantined [missing-patient-id] stu-3f9a.../-: study stu-3f9a...: the study has ...``.
+    """
+    lines = []
+    shown = (Outcome.QUARANTINED.value, Outcome.FAILED.value, Outcome.IGNORED.value)
+    for entry in report.to_store_dict()["entries"]:
+        if entry["outcome"] not in shown:
+            continue
+        who = f"{entry['study']}/{entry['series'] or '-'}" if entry["study"] else f"file {entry['where_ref'] or '?'}"
+        text = " ".join(entry["message"].split())
+        if len(text) > TERMINAL_REASON_CHARS:
+            text = text[:TERMINAL_REASON_CHARS - 3].rstrip() + "..."
+        lines.append(f"{entry['outcome']} [{entry['reason'] or '-'}] {who}: {text}")
+    return lines
+
+
 def report_table(report: IngestReport) -> list[dict]:
     """PHI-free rows (one per quarantined/failed/ignored entry) for a Prefect table artifact."""
     keep = ("outcome", "reason", "study", "series", "where_ref", "message")

@@ -93,7 +93,9 @@ def series_attributes(job: SeriesJob, volume, n_files: int) -> dict:
 
     Only technical header values are kept (vendor, model, field strength,
     sequence parameters, timing as offsets); free text such as the series
-    description is never stored because it may hold PHI.
+    description is never stored because it may hold PHI; ``breast_evidence``
+    records *which* headers showed the breast as codes (e.g. ``["body-part",
+    "receive-coil"]``), never their text.
     """
     item = job.classified
     header = item.series.first
@@ -114,6 +116,7 @@ def series_attributes(job: SeriesJob, volume, n_files: int) -> dict:
         "manufacturer": header.manufacturer or None,
         "model": header.model or None,
         "field_strength_t": header.field_strength_t,
+        "breast_evidence": list(item.evidence),
         "provenance": {
             "source_series": job.source_series,
             "source_fingerprint": job.fingerprint,
@@ -176,6 +179,7 @@ def ingest_series(job: SeriesJob, loc: StoreLocation, array_layout: ArrayLayout 
         phase_offset_s=job.classified.seconds_after_pre, shape=written.shape, dtype=written.dtype,
         spacing_mm=geometry.spacing_mm, transfer_syntax=attrs["transfer_syntax"],
         content_hash=written.content_hash, source_fingerprint=job.fingerprint,
+        breast_evidence=tuple(job.classified.evidence),
         n_source_files=len(files), source_bytes=nbytes, breastflow_version=__version__,
     ))
     return SeriesOutcome(outcome=Outcome.NEW, study=job.study, series=job.series, where=job.where,

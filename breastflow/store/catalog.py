@@ -5,7 +5,10 @@ columns are repeated on each row: ``patient``, ``phases_present`` (the study's
 committed DCE phases as a sorted list of role names), ``n_series``, ``split``
 and the annotation columns ``annotated`` (a committed annotation marker
 exists), ``n_lesions`` (``<NA>`` when not annotated; 0 = annotated healthy),
-``lesion_classes`` and ``has_mask``. Mammography rows carry ``view`` (CC/MLO)
+``lesion_classes`` and ``has_mask``. ``breast_evidence`` lists the codes of
+the header evidence that the series shows the breast (``body-part``,
+``receive-coil``, ``dynamic-contrast-set`` ...; empty for series stored with
+``--accept any`` without evidence). Mammography rows carry ``view`` (CC/MLO)
 and ``laterality`` (L/R), read from the classifier's series name
 ``mg_<l|r>_<cc|mlo>``. The table is rebuilt from the commit markers (the
 source of truth) and written atomically, so readers see the previous or the
@@ -35,7 +38,7 @@ COLUMNS = (
     "field_strength_t", "phase_index", "phase_offset_s", "z", "y", "x", "dtype", "spacing_z_mm",
     "spacing_y_mm", "spacing_x_mm", "transfer_syntax", "content_hash", "source_series",
     "n_source_files", "source_bytes", "breastflow_version", "view", "laterality", "annotated", "n_lesions",
-    "lesion_classes", "has_mask",
+    "lesion_classes", "has_mask", "breast_evidence",
 )
 _MAMMO_NAME = re.compile(r"^mg_([lr])_(cc|mlo)(?:_\d+)?$")
 
@@ -81,6 +84,7 @@ def records_to_catalog(records: list[SeriesRecord], splits: SplitConfig,
                 "annotated": note is not None, "n_lesions": note.n_lesions if note else None,
                 "lesion_classes": [c or "" for c in note.lesion_classes] if note else [],
                 "has_mask": bool(note and note.has_mask),
+                "breast_evidence": list(r.breast_evidence),
             })
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     return frame.astype({"phase_index": "Int64", "field_strength_t": "Float64", "phase_offset_s": "Float64",

@@ -37,6 +37,9 @@ class SeriesRecord(BaseModel):
             tell a re-sent identical series from a changed one.
         n_source_files, source_bytes: size of the source series.
         breastflow_version: version that wrote it.
+        breast_evidence: codes of the header evidence that the series shows the
+            breast (see :mod:`breastflow.dicom.breast_evidence`; empty when it was
+            stored with ``--accept any`` without evidence, or by an older version).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -60,6 +63,7 @@ class SeriesRecord(BaseModel):
     n_source_files: int
     source_bytes: int
     breastflow_version: str
+    breast_evidence: tuple[str, ...] = ()
 
 
 def write_commit(loc: StoreLocation, record: SeriesRecord) -> None:
