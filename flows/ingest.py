@@ -18,6 +18,7 @@ import time
 from prefect import flow, get_run_logger
 from prefect_dask import DaskTaskRunner
 
+from breastflow.dicom.classify import AcceptPolicy
 from breastflow.ingest.annotations import AnnotationOptions
 from breastflow.ingest.pipeline import failed_outcome, new_run_id
 from breastflow.ingest.report import ExitStatus
@@ -41,7 +42,8 @@ def dask_task_runner(address: str | None = None, workers: int = 2, processes: bo
       log_prints=False)
 def ingest_flow(source: str, store: str, seed: int = 0, shard_slices: int = 16,
                 key_secret_block: str | None = None, annotations: str | None = None,
-                detect_annotations: bool = True, annotation_index_base: int = 0) -> dict:
+                detect_annotations: bool = True, annotation_index_base: int = 0,
+                accept: AcceptPolicy = AcceptPolicy.BREAST) -> dict:
     """Ingest every new series under ``source`` into ``store``; returns the PHI-free summary.
 
     Args:
@@ -56,6 +58,8 @@ def ingest_flow(source: str, store: str, seed: int = 0, shard_slices: int = 16,
         detect_annotations: without ``annotations``, use the phantom layout around
             ``source`` when ``source`` is ``<folder>/dicom`` (False: no annotations).
         annotation_index_base: 0 or 1, the first index of the table's bounds.
+        accept: ``breast`` stores MR series as pre/post/t2 only with breast evidence;
+            ``any`` stores every acquired MR/MG series with a role from timing (untagged data).
     """
     started = time.perf_counter()
     logger = get_run_logger()
@@ -64,7 +68,7 @@ def ingest_flow(source: str, store: str, seed: int = 0, shard_slices: int = 16,
     source_options = storage_options_from_env(source)
     splits = SplitConfig(seed=seed)
     options = AnnotationOptions(path=annotations, auto_detect=detect_annotations, index_base=annotation_index_base)
-    plan = plan_task(source, loc, splits, key_secret_block, source_options, options)
+    plan = plan_task(source, loc, splits, key_secret_block, source_options, options, AcceptPolicy(accept))
     logger.info("run %s: %d files, %d series to ingest, %d decided while planning",
                 run_id, plan.n_files, len(plan.jobs), len(plan.outcomes))
     layout = ArrayLayout(shard_slices=shard_slices)

@@ -14,6 +14,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from breastflow.deid.pseudonym import KEY_ENV_VAR, PseudonymKeyError
+from breastflow.dicom.classify import AcceptPolicy
 from breastflow.ingest.annotation_job import AnnotationJob, ingest_annotation
 from breastflow.ingest.annotations import AnnotationOptions, load_annotation_source
 from breastflow.ingest.pipeline import ensure_split_seed, finalize_ingest
@@ -56,11 +57,12 @@ def _pseudonymiser(key_secret_block: str | None) -> Pseudonymiser:
       cache_policy=NO_CACHE, persist_result=False)
 def plan_task(source: str, store: StoreLocation, splits: SplitConfig, key_secret_block: str | None = None,
               source_options: dict | None = None,
-              annotations: AnnotationOptions = AnnotationOptions()) -> IngestPlan:
+              annotations: AnnotationOptions = AnnotationOptions(),
+              accept: AcceptPolicy = AcceptPolicy.BREAST) -> IngestPlan:
     """Plan the run (headers and annotations); records the split seed in the store on first use."""
     ensure_split_seed(store, splits)
     return plan_ingest(source, store, _pseudonymiser(key_secret_block), source_options,
-                       annotations=load_annotation_source(annotations, source, source_options))
+                       annotations=load_annotation_source(annotations, source, source_options), accept=accept)
 
 
 @task(retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_on_transient,
