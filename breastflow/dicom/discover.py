@@ -21,7 +21,10 @@ from typing import IO
 import fsspec
 import pydicom
 from pydicom import uid
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 
 from breastflow.dicom.errors import (
     IngestError,
@@ -33,6 +36,7 @@ from breastflow.dicom.errors import (
     UnsupportedImage,
     UnsupportedSOPClass,
 )
+from breastflow.dicom.encapsulated import check_encapsulated, is_encapsulated
 from breastflow.dicom.fast_header import scan_header
 from breastflow.dicom.header import (
     SUPPORTED_SOP_CLASSES,
@@ -145,8 +149,15 @@ def _file_size(handle: IO[bytes]) -> int | None:
         return None
 
 
-def _check_header(header: InstanceHeader, path: str, incomplete: type[IngestError]) -> None:
-    """Checks on a parsed header that need no pixel data (see :func:`probe_header`)."""
+def _check_header(header: InstanceHeader, path: str, at_eof: bool) -> None:
+    """Checks on a parsed header that need no pixel data (see :func:`probe_header`).
+
+    Args:
+        at_eof: the header read ended at the end of the file (no Pixel Data
+            element followed): missing identity or image attributes then mean
+            the file was cut short (``truncated``), not that it is foreign.
+    """
+    incomplete = Truncated if at_eof else NotDicom
     if not header.sop_class_uid:
         raise incomplete("DICOM data set without a SOP Class UID", path)
     if header.sop_class_uid not in SUPPORTED_SOP_CLASSES:
@@ -157,6 +168,12 @@ def _check_header(header: InstanceHeader, path: str, incomplete: type[IngestErro
         )
     if not header.study_uid or not header.series_uid:
         raise incomplete("image object lacks Study/Series Instance UID", path)
+    missing = [name for name, value in (("PhotometricInterpretation", header.photometric), ("Rows", header.rows),
+                                        ("Columns", header.columns), ("BitsAllocated", header.bits_allocated))
+               if not value]
+    if at_eof and missing:
+        raise Truncated(f"the file ends before the image attributes ({', '.join(missing)} missing) and the "
+                        "Pixel Data: the header was cut short", path)
     if header.samples_per_pixel != 1 or header.photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise UnsupportedImage(
             f"photometric interpretation {header.photometric or '?'} with "
@@ -165,6 +182,49 @@ def _check_header(header: InstanceHeader, path: str, incomplete: type[IngestErro
         )
     if header.rows == 0 or header.columns == 0:
         raise NoPixelData("image object has no Rows/Columns", path)
+
+
+def _with_uids(err: IngestError, study_uid: object, series_uid: object) -> IngestError:
+    """Attach the file's Study/Series UIDs (memory only) so planning can tie it to its series."""
+    err.study_uid = study_uid if isinstance(study_uid, str) else ""
+    err.series_uid = series_uid if isinstance(series_uid, str) else ""
+    return err
+
+
+def _complete_uid(ds: pydicom.Dataset, keyword: str, cut: BaseTag) -> object:
+    """A UID of a header cut inside element ``cut``: kept only if its element precedes the cut."""
+    return ds.get(keyword, "") if tag_for_keyword(keyword) < cut else ""
+
+
+def _element_cut_short(ds: pydicom.Dataset, handle: IO[bytes], size: int) -> BaseTag | None:
+    """The tag of the data set's last element if the file ends inside it, else ``None``.
+
+    A defined-length value is cut when it runs past the end of the file; an
+    undefined-length one (a sequence) when the file does not end with a
+    sequence delimitation item.
+    """
+    if not len(ds):
+        return None
+    tag = max(ds.keys())
+    raw = ds.get_item(tag)
+    if not isinstance(raw, RawDataElement) or raw.value_tell is None:
+        return None
+    if raw.length != _UNDEFINED_LENGTH:
+        return tag if raw.value_tell + raw.length > size else None
+    handle.seek(max(size - 8, 0))
+    closed = handle.read(8) in (b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", b"\xff\xfe\xe0\xdd\x00\x00\x00\x00")
+    return None if closed else tag
+
+
+def _check_encapsulated_local(handle: IO[bytes], header: InstanceHeader, path: str, pixel_offset: int) -> None:
+    """For local files, walk the compressed pixel data's items (cheap: a few small reads).
+
+    Remote files are left to the same check at decode time
+    (:func:`breastflow.dicom.encapsulated.check_encapsulated`), where it costs
+    no extra request.
+    """
+    if _is_local(path) and is_encapsulated(header.transfer_syntax):
+        check_encapsulated(handle, header, pixel_offset)
 
 
 def probe_header(path: str, storage_options: dict | None = None) -> InstanceHeader:
@@ -185,10 +245,16 @@ def probe_header(path: str, storage_options: dict | None = None) -> InstanceHead
         size = _file_size(handle)
         scanned = scan_header(handle, path)
         if scanned is not None:  # the scanner stopped at Pixel Data, so not at the end of the file
-            _check_header(scanned.header, path, NotDicom)
-            handle.seek(scanned.pixel_offset)
-            _check_pixel_element(handle, path, scanned.header.transfer_syntax, size)
-            return scanned.header
+            header = scanned.header
+            try:
+                _check_header(header, path, at_eof=False)
+                handle.seek(scanned.pixel_offset)
+                _check_pixel_element(handle, path, header.transfer_syntax, size)
+                _check_encapsulated_local(handle, header, path, scanned.pixel_offset)
+            except IngestError as err:
+                _with_uids(err, header.study_uid, header.series_uid)
+                raise
+            return header
         handle.seek(0)
         try:
             ds = pydicom.dcmread(handle, stop_before_pixels=True)
@@ -202,10 +268,20 @@ def probe_header(path: str, storage_options: dict | None = None) -> InstanceHead
                                 path) from exc
             raise NotDicom(f"not a DICOM Part 10 file ({type(exc).__name__})", path) from exc
         at_eof = size is not None and handle.tell() >= size
+        # pydicom stops quietly at the end of the file, keeping a last element cut short
+        if at_eof and (cut := _element_cut_short(ds, handle, size)):  # type: ignore[arg-type]
+            raise _with_uids(Truncated(f"the header ends inside element {cut} at byte {size}: the file was "
+                                       "cut short", path), _complete_uid(ds, "StudyInstanceUID", cut),
+                             _complete_uid(ds, "SeriesInstanceUID", cut))
         header = header_from_dataset(ds, path)
-        # pydicom stops quietly at end of file: a header cut short shows as missing identity
-        _check_header(header, path, Truncated if at_eof else NotDicom)
-        _check_pixel_element(handle, path, header.transfer_syntax, size)
+        pixel_offset = handle.tell()
+        try:
+            _check_header(header, path, at_eof)
+            _check_pixel_element(handle, path, header.transfer_syntax, size)
+            _check_encapsulated_local(handle, header, path, pixel_offset)
+        except IngestError as err:
+            _with_uids(err, header.study_uid, header.series_uid)
+            raise
     return header
 
 

@@ -48,6 +48,7 @@ from pydicom import uid
 from pydicom.pixels import iter_pixels
 
 from breastflow.dicom.discover import open_binary
+from breastflow.dicom.encapsulated import check_encapsulated
 from breastflow.dicom.errors import (
     DuplicateSlice,
     InconsistentGeometry,
@@ -331,6 +332,7 @@ def _fill(array: np.ndarray, series: SeriesGroup, frames: list[FrameInfo], apply
             with open_binary(header.path, storage_options) as handle:
                 if _fill_direct(handle, array, header, wanted, frames, apply, native):
                     continue
+                check_encapsulated(handle, header)  # a cut JPEG/JPEG-LS frame decodes to garbage otherwise
                 handle.seek(0)
                 for index, pixels in enumerate(iter_pixels(handle)):
                     if index not in wanted:
