@@ -14,7 +14,7 @@ from breastflow.ingest.report import Outcome, terminal_lines
 @click.argument("source")
 @click.argument("store")
 @click.option("--workers", type=click.IntRange(1, 512), default=2, show_default=True,
-              help="LocalCluster worker processes (ignored with --scheduler).")
+              help="LocalCluster worker processes, or threads in-process (ignored with --scheduler).")
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://host:8786.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Patient-level split seed (must match the store's once set).")
@@ -30,6 +30,9 @@ from breastflow.ingest.report import Outcome, terminal_lines
 @click.option("--no-annotations", is_flag=True, help="Ignore annotations, even a detected phantom layout.")
 @click.option("--annotation-index-base", type=click.IntRange(0, 1), default=0, show_default=True,
               help="First index used by the annotation table's bounds (1 for 1-based tables).")
+@click.option("--in-process/--cluster", "in_process", default=None,
+              help="Run in this process (threads) or on a Dask cluster. Default: in-process for small runs "
+                   "(no cluster start), a LocalCluster for large ones; always the cluster with --scheduler.")
 @click.option("--accept", type=click.Choice(["breast", "any"]), default="breast", show_default=True,
               help="breast: store MR series as pre/post/t2 only with breast evidence in the headers (body part, "
                    "descriptions, coil, field of view, a dynamic set with contrast); any: store every acquired "
@@ -37,7 +40,7 @@ from breastflow.ingest.report import Outcome, terminal_lines
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(source: str, store: str, workers: int, scheduler: str | None, seed: int, threads: bool,
            shard_slices: int, report_path: str | None, annotations_path: str | None, no_annotations: bool,
-           annotation_index_base: int, accept: str, quiet: bool) -> None:
+           annotation_index_base: int, in_process: bool | None, accept: str, quiet: bool) -> None:
     """Ingest DICOM under SOURCE (folder or s3:// URL) into the Zarr STORE (folder or s3:// URL).
 
     Lesion boxes and masks are stored beside the images when annotations are
@@ -50,13 +53,16 @@ def ingest(source: str, store: str, workers: int, scheduler: str | None, seed: i
     from breastflow.deid.pseudonym import PseudonymKeyError
     from breastflow.dicom.classify import AcceptPolicy
     from breastflow.ingest.annotations import AnnotationOptions
-    from breastflow.ingest.config import ClusterConfig, IngestConfig
+    from breastflow.ingest.config import ClusterConfig, Executor, IngestConfig
     from breastflow.ingest.pipeline import run_ingest
     from breastflow.store.splits import SplitConfig
     from breastflow.store.zarr_io import ArrayLayout
 
+    if in_process and scheduler:
+        raise click.UsageError("--in-process and --scheduler exclude each other")
+    executor = {None: Executor.AUTO, True: Executor.IN_PROCESS, False: Executor.DASK}[in_process]
     config = IngestConfig(
-        cluster=ClusterConfig(scheduler=scheduler, workers=workers, processes=not threads),
+        cluster=ClusterConfig(scheduler=scheduler, workers=workers, processes=not threads, executor=executor),
         array_layout=ArrayLayout(shard_slices=shard_slices),
         splits=SplitConfig(seed=seed),
         accept=AcceptPolicy(accept),

@@ -75,11 +75,13 @@ class IngestReport:
         run_id: PHI-free run identifier.
         outcomes: one entry per series (and per rejected file or study).
         seconds: wall time of the run.
+        executor: where the work ran (``in-process`` or ``dask``; "" when not run by ``run_ingest``).
     """
 
     run_id: str
     outcomes: list[SeriesOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    executor: str = ""
 
     def of(self, outcome: Outcome) -> list[SeriesOutcome]:
         """Entries with the given outcome."""
@@ -134,6 +136,7 @@ class IngestReport:
             "slices_written": sum(o.n_slices for o in series_new),
             "source_bytes_ingested": sum(o.source_bytes for o in self.new),
             "seconds": round(self.seconds, 3),
+            "executor": self.executor,
             "exit_status": int(self.exit_status()),
         }
 
