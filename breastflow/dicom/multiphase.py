@@ -132,8 +132,8 @@ def phase_labels(group: SeriesGroup) -> tuple[list[int], PhaseKey] | None:
     """
     if group.is_projection or len({h.sop_class_uid in ENHANCED_SOP_CLASSES for h in group.headers}) > 1:
         return None  # projections never; classic + enhanced mixes are reported by planning
-    if any("MOSAIC" in h.image_type for h in group.headers):
-        return None  # a mosaic time series repeats its (tile) position per volume: refused elsewhere
+    if any("MOSAIC" in h.image_type and h.mosaic_images is None for h in group.headers):
+        return None  # a mosaic that was not un-mosaicked: refused elsewhere
     frames = group.frames
     if len(frames) < 2:
         return None

@@ -152,6 +152,7 @@ def test_pydicom_enhanced_without_positions_is_no_frame_positions() -> None:
 
 
 def test_mosaic_series_is_quarantined_at_planning(phantom_study, tmp_path) -> None:
+    """ImageType MOSAIC without a slice count: cannot be un-mosaicked, never stored as the tile."""
     landing, pre = _copy(phantom_study, tmp_path)
     for path in pre.iterdir():
         ds = pydicom.dcmread(path)
@@ -160,4 +161,4 @@ def test_mosaic_series_is_quarantined_at_planning(phantom_study, tmp_path) -> No
     problem = series_problem(_group_of(pre))
     assert isinstance(problem, MosaicUnsupported)
     outcome = _pre_outcome(_plan(landing, tmp_path))
-    assert outcome.reason == "mosaic-unsupported" and "Un-mosaicking is not supported" in outcome.message
+    assert outcome.reason == "mosaic-unsupported" and "could not be un-mosaicked" in outcome.message
