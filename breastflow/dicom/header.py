@@ -107,6 +107,9 @@ class InstanceHeader:
         slice_thickness_mm, spacing_between_slices_mm: nominal values.
         frames: one :class:`FrameInfo` per frame (geometry, rescale, time).
         n_temporal_positions: NumberOfTemporalPositions (dynamic series), if any.
+        mosaic_images: for a Siemens mosaic un-mosaicked at planning
+            (:func:`breastflow.dicom.mosaic.unmosaic_header`), the number of tiled
+            slices; ``rows``/``columns``/``frames`` then describe one tile each.
         body_part: BodyPartExamined, upper case (a defined term such as ``"BREAST"``).
         protocol_name, study_description: free text hints (PHI-risky: never stored).
         receive_coil: ReceiveCoilName (top level, or the enhanced MR receive coil
@@ -148,6 +151,7 @@ class InstanceHeader:
     spacing_between_slices_mm: float | None
     frames: tuple[FrameInfo, ...]
     n_temporal_positions: int | None = None
+    mosaic_images: int | None = None
     body_part: str = ""
     protocol_name: str = ""
     study_description: str = ""
