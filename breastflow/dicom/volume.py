@@ -40,7 +40,7 @@ import os
 import struct
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -60,7 +60,7 @@ from breastflow.dicom.errors import (
     UnsupportedImage,
 )
 from breastflow.dicom.header import FrameInfo, InstanceHeader
-from breastflow.dicom.mosaic import mosaic_problem
+from breastflow.dicom.mosaic import mosaic_problem, mosaic_tiles
 from breastflow.dicom.series import SeriesGroup
 
 #: Relative tolerance on slice-step uniformity (1 % of the median step).
@@ -317,6 +317,19 @@ def _fill_direct(handle, array: np.ndarray, header: InstanceHeader, wanted: dict
     return True
 
 
+def _fill_mosaic(handle, array: np.ndarray, header: InstanceHeader, wanted: dict[int, int],
+                 frames: list[FrameInfo], apply: bool) -> None:
+    """Decode a Siemens mosaic once and store the tiles it was un-mosaicked into (:mod:`breastflow.dicom.mosaic`)."""
+    check_encapsulated(handle, replace(header, n_frames=1))  # the file holds one (tiled) frame
+    handle.seek(0)
+    decoded = list(iter_pixels(handle))
+    if len(decoded) != 1:
+        raise UnsupportedImage(f"a mosaic decodes to {len(decoded)} frames; expected one tiled image", header.path)
+    tiles = mosaic_tiles(decoded[0], header)
+    for index, z in sorted(wanted.items()):
+        _store_frame(array, z, tiles[index], frames[z], apply, header.path, index)
+
+
 def _fill(array: np.ndarray, series: SeriesGroup, frames: list[FrameInfo], apply: bool,
           storage_options: dict | None) -> None:
     """Decode every frame into its z slot of the preallocated ``array``."""
@@ -330,6 +343,9 @@ def _fill(array: np.ndarray, series: SeriesGroup, frames: list[FrameInfo], apply
         seen = 0
         try:
             with open_binary(header.path, storage_options) as handle:
+                if header.mosaic_images:  # Siemens mosaic: one tiled image, cut into its slices
+                    _fill_mosaic(handle, array, header, wanted, frames, apply)
+                    continue
                 if _fill_direct(handle, array, header, wanted, frames, apply, native):
                     continue
                 check_encapsulated(handle, header)  # a cut JPEG/JPEG-LS frame decodes to garbage otherwise
