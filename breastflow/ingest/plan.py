@@ -32,7 +32,7 @@ from breastflow.dicom.errors import (
     Reason,
 )
 from breastflow.dicom.header import ENHANCED_SOP_CLASSES, InstanceHeader
-from breastflow.dicom.mosaic import mosaic_problem
+from breastflow.dicom.mosaic import mosaic_problem, unmosaic_series
 from breastflow.dicom.multiphase import split_multiphase
 from breastflow.dicom.series import SeriesGroup, StudyGroup, group_series, group_studies
 from breastflow.ingest.pseudonyms import Pseudonymiser
@@ -162,8 +162,8 @@ def placement_problem(group: SeriesGroup) -> str | None:
 def series_problem(group: SeriesGroup) -> IngestError | None:
     """Why a series cannot be read as one volume, known from its headers alone, or ``None``.
 
-    Checked at planning, before any pixel is read: a Siemens mosaic
-    (``mosaic-unsupported``), classic single-frame and enhanced multi-frame
+    Checked at planning, before any pixel is read: a Siemens mosaic that could
+    not be un-mosaicked (``mosaic-unsupported``), classic single-frame and enhanced multi-frame
     objects sharing one SeriesInstanceUID (``mixed-classic-enhanced``: two
     exports of one acquisition, never merged or picked from), an enhanced
     object without per-frame positions (``no-frame-positions``).
@@ -210,7 +210,8 @@ def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_o
     plan.outcomes.extend(_problem_outcome(p, pseudo) for p in problems)
     committed = {(r.study, r.series): r for r in read_commits(loc)}
     committed_annotations = {r.study: r for r in read_annotation_commits(loc)} if annotations else {}
-    studies = group_studies(split_multiphase(group_series(headers)))  # one series per dynamic phase
+    # Siemens mosaics cut into their slices, then one series per dynamic phase
+    studies = group_studies(split_multiphase(unmosaic_series(group_series(headers), source_options)))
     studies_per_patient = Counter(s.patient_id for s in studies)
     for study in studies:
         scratch = IngestPlan()  # a study lands in the plan whole or not at all
