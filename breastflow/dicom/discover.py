@@ -184,10 +184,12 @@ def _check_header(header: InstanceHeader, path: str, at_eof: bool) -> None:
         raise NoPixelData("image object has no Rows/Columns", path)
 
 
-def _with_uids(err: IngestError, study_uid: object, series_uid: object) -> IngestError:
-    """Attach the file's Study/Series UIDs (memory only) so planning can tie it to its series."""
+def _with_uids(err: IngestError, study_uid: object, series_uid: object,
+               header: InstanceHeader | None = None) -> IngestError:
+    """Attach the file's Study/Series UIDs and parsed header (memory only) so planning can tie it to its series."""
     err.study_uid = study_uid if isinstance(study_uid, str) else ""
     err.series_uid = series_uid if isinstance(series_uid, str) else ""
+    err.header = header
     return err
 
 
@@ -252,7 +254,7 @@ def probe_header(path: str, storage_options: dict | None = None) -> InstanceHead
                 _check_pixel_element(handle, path, header.transfer_syntax, size)
                 _check_encapsulated_local(handle, header, path, scanned.pixel_offset)
             except IngestError as err:
-                _with_uids(err, header.study_uid, header.series_uid)
+                _with_uids(err, header.study_uid, header.series_uid, header)
                 raise
             return header
         handle.seek(0)
@@ -280,7 +282,7 @@ def probe_header(path: str, storage_options: dict | None = None) -> InstanceHead
             _check_pixel_element(handle, path, header.transfer_syntax, size)
             _check_encapsulated_local(handle, header, path, pixel_offset)
         except IngestError as err:
-            _with_uids(err, header.study_uid, header.series_uid)
+            _with_uids(err, header.study_uid, header.series_uid, header)
             raise
     return header
 

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from breastflow.dicom.header import InstanceHeader
 
 
 class Reason(str, Enum):
@@ -51,10 +55,12 @@ class IngestError(Exception):
     """
 
     reason: Reason = Reason.UNREADABLE
-    #: Study/Series Instance UID of the file when its header parsed (PHI; memory only,
-    #: set by the probe so planning can tie a rejected file to its series).
+    #: Study/Series Instance UID of the file when its header parsed, and the whole
+    #: header when it parsed to the end (PHI; memory only, set by the probe so
+    #: planning can tie a rejected file to its series).
     study_uid: str = ""
     series_uid: str = ""
+    header: InstanceHeader | None = None
 
     def __init__(self, message: str, where: str | None = None) -> None:
         self.message = message
@@ -64,7 +70,7 @@ class IngestError(Exception):
     def to_problem(self) -> IngestProblem:
         """The JSON-able record of this error (carrying the memory-only UIDs, if set)."""
         return IngestProblem(reason=self.reason, where=self.where or "", message=self.message,
-                             study_uid=self.study_uid, series_uid=self.series_uid)
+                             study_uid=self.study_uid, series_uid=self.series_uid, header=self.header)
 
 
 class NotDicom(IngestError):
@@ -181,6 +187,10 @@ class IngestProblem:
         study_uid, series_uid: the rejected file's raw UIDs when its header parsed
             ("" otherwise). PHI, memory only: never serialised by :meth:`to_dict`;
             planning uses them to mark the file's series incomplete.
+        header: the rejected file's whole header when it parsed to the end (pixel
+            data cut short, conflicting duplicate), else ``None``; memory only.
+            Planning groups and classifies it with its series so the series keeps
+            its role (it is then withdrawn, never read).
     """
 
     reason: Reason
@@ -188,6 +198,7 @@ class IngestProblem:
     message: str
     study_uid: str = field(default="", repr=False, compare=False)
     series_uid: str = field(default="", repr=False, compare=False)
+    header: InstanceHeader | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, str]:
         """JSON-able form (``reason`` as its string code; the memory-only UIDs left out)."""

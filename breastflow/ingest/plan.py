@@ -35,6 +35,7 @@ from breastflow.dicom.header import ENHANCED_SOP_CLASSES, InstanceHeader
 from breastflow.dicom.mosaic import mosaic_problem, unmosaic_series
 from breastflow.dicom.multiphase import split_multiphase
 from breastflow.dicom.series import SeriesGroup, StudyGroup, group_series, group_studies
+from breastflow.ingest.incomplete import quarantine_incomplete, screen_probed
 from breastflow.ingest.pseudonyms import Pseudonymiser
 from breastflow.ingest.report import ANNOTATION_ENTRY, Outcome, SeriesOutcome
 from breastflow.store.annotation_commit import AnnotationRecord, read_annotation_commits
@@ -206,6 +207,7 @@ def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_o
     """
     paths = discover(source, source_options)
     headers, problems = probe_in_batches(paths, probe_batch, source_options, probe_map)
+    headers, problems, rejected = screen_probed(headers, problems, source_options)  # duplicates; lost files
     plan = IngestPlan(n_files=len(paths))
     plan.outcomes.extend(_problem_outcome(p, pseudo) for p in problems)
     committed = {(r.study, r.series): r for r in read_commits(loc)}
@@ -218,6 +220,7 @@ def plan_ingest(source: str, loc: StoreLocation, pseudo: Pseudonymiser, source_o
         try:
             plan_study(study, pseudo, committed, committed_annotations, annotations, scratch,
                        studies_per_patient[study.patient_id], accept)
+            quarantine_incomplete(scratch, study, rejected, pseudo)  # never commit a series that lost files
         except Exception as err:  # noqa: BLE001 - one bad study never stops the batch
             plan.outcomes.append(study_problem_outcome(study, err, pseudo))
             continue

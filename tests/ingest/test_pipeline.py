@@ -86,7 +86,7 @@ def test_bad_input_is_quarantined_with_reasons_and_the_rest_lands(tmp_path, sour
     posts = cohort.studies[0]["post_series_numbers"].split(";")
     assert len(posts) >= 2
     (source / "notes.txt").write_text("not a dicom file")
-    _truncate(sorted((good / posts[0]).iterdir())[3])  # that phase loses a slice: file quarantined
+    _truncate(sorted((good / posts[0]).iterdir())[3])  # that phase loses a slice: file and phase quarantined
     # duplicate slice position inside another phase (same slice count, so it stays a phase)
     files = sorted((good / posts[1]).iterdir())
     twin = pydicom.dcmread(files[5])
@@ -96,11 +96,14 @@ def test_bad_input_is_quarantined_with_reasons_and_the_rest_lands(tmp_path, sour
     shutil.rmtree(bad / str(cohort.studies[1]["pre_series_number"]))  # study without pre-contrast
     report = run_ingest(str(source), str(tmp_path / "store"), client=dask_client)
     reasons = report.reason_counts()
-    assert reasons == {"not-dicom": 1, "truncated": 1, "duplicate-slice": 1, "no-pre-contrast": 1}, reasons
+    assert reasons == {"not-dicom": 1, "truncated": 1, "incomplete-series": 1, "duplicate-slice": 1,
+                       "no-pre-contrast": 1}, reasons
     assert report.exit_status() is ExitStatus.PARTIAL
     # pre + the intact phases of the first study landed; the short phase is recorded, not guessed
     assert len(report.new) == 1 + len(posts) - 2
-    assert [o.reason for o in report.ignored] == ["unrecognised-series"]
+    assert report.ignored == []  # the short phase is reported as incomplete, not as an unknown series
+    (incomplete,) = [o for o in report.quarantined if o.reason == "incomplete-series"]
+    assert incomplete.series == "post_1" and "truncated" in incomplete.message
     catalog = read_catalog(StoreLocation.from_url(str(tmp_path / "store")))
     assert len(catalog) == len(report.new) and catalog.study.nunique() == 1
     where = {o.reason: o.where for o in report.quarantined}
