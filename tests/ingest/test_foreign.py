@@ -70,6 +70,7 @@ def _relabel(ds: Dataset, study: str, index: int, role: str) -> Dataset:
     ds.PatientID = FOREIGN_PATIENT
     ds.SeriesNumber = 10 + index
     ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
+    ds.BodyPartExamined = "BREAST"  # relabelled as breast DCE (the Siemens file says ABDOMEN, emri_small HEAD)
     ds.SeriesDescription = "ax dyn pre" if role == "pre" else f"ax dyn post {index}"
     ds.EchoTime, ds.RepetitionTime = 2.0, 5.0
     ds.AcquisitionDateTime = f"20200102{10 + index:02d}3000"
@@ -179,8 +180,9 @@ def test_foreign_files_land_voxel_exact_or_are_accounted_for(tmp_path, landing, 
     assert {o.reason for o in enhanced} >= {"no-frame-positions"}
     clear = next(o for o in enhanced if o.reason == "no-frame-positions")
     assert "has a shared PlaneOrientation, PixelMeasures (pixel spacing), a slice step" in clear.message
-    raw_emri = next(o for o in report.quarantined if o.reason == "no-pre-contrast" and "emri" in o.where)
-    assert "no per-frame PlanePositionSequence" in raw_emri.message
+    # the untouched emri_small files carry no PatientID: their study is quarantined, the batch goes on
+    raw_emri = next(o for o in report.quarantined if "emri" in o.where)
+    assert raw_emri.reason == "missing-patient-id" and raw_emri.study in raw_emri.message
     # every file is accounted for: landed, or in an outcome by path or by its study
     decided_studies = {o.study for o in report.outcomes if o.study}
     named = {o.where for o in report.outcomes}
