@@ -35,7 +35,8 @@ ROW, COL = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.8, -0.6])  # an oblique s
 
 def write_mosaic(path: Path, volume: np.ndarray, first: np.ndarray, spacing=(0.7, 0.9), step: float = 3.0,
                  count_tag: bool = True, syntax: TransferSyntax = TransferSyntax.EXPLICIT_LE,
-                 series: str = "mosaic", acquisition_time: str = "101500") -> None:
+                 series: str = "mosaic", acquisition_time: str = "101500",
+                 description: str = "ep2d_diff_tra") -> None:
     """Tile ``volume`` (n, r, c) into one Siemens-style mosaic image and write it."""
     n, r, c = volume.shape
     side = math.ceil(math.sqrt(n))
@@ -49,7 +50,7 @@ def write_mosaic(path: Path, volume: np.ndarray, first: np.ndarray, spacing=(0.7
     ds.SOPInstanceUID = make_uid("mosaic", series, acquisition_time)
     ds.StudyInstanceUID, ds.SeriesInstanceUID = make_uid("mosaic-study"), make_uid("mosaic-series", series)
     ds.PatientID, ds.Modality, ds.Manufacturer = "MOSAIC-PATIENT", "MR", "SIEMENS"
-    ds.SeriesNumber, ds.InstanceNumber, ds.SeriesDescription = 5, 1, "ep2d_diff_tra"
+    ds.SeriesNumber, ds.InstanceNumber, ds.SeriesDescription = 5, 1, description
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"]
     ds.AcquisitionDate, ds.AcquisitionTime = "20200101", acquisition_time
     ds.ImageOrientationPatient = [*ROW.tolist(), *COL.tolist()]
@@ -178,3 +179,32 @@ def test_real_siemens_dwi_mosaic_matches_dcm2niix(siemens_dwi, tmp_path: Path) -
     read = read_volume(group)
     _assert_same_voxels(read, np.asarray(image.dataobj), lps)
     assert json.loads((tmp_path / "out.json").read_text()).get("Manufacturer") == "Siemens"
+
+
+def test_mosaic_dynamic_series_is_ingested_as_volumes(tmp_path: Path, monkeypatch) -> None:
+    """End to end (``breastflow ingest --accept any``): two mosaics of one series land as pre and post_1."""
+    from click.testing import CliRunner
+
+    from breastflow.cli import main
+    from breastflow.store.fs import StoreLocation
+    from breastflow.store.zarr_io import open_series_array
+
+    monkeypatch.setenv("BREASTFLOW_PSEUDONYM_KEY", "m" * 48)
+    volumes = np.random.default_rng(2).integers(0, 4096, size=(2, 5, 6, 8), dtype=np.uint16)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for t, time in enumerate(("101500", "101630")):
+        write_mosaic(landing / f"m{t}.dcm", volumes[t], np.zeros(3), acquisition_time=time,
+                     description="ep2d_perf_dyn")
+    store = tmp_path / "store"
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(main, ["ingest", str(landing), str(store), "--accept", "any", "--quiet",
+                                       "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    outcomes = json.loads(report.read_text())["entries"]
+    stored = {o["series"]: o for o in outcomes if o["outcome"] == "new"}
+    assert sorted(stored) == ["post_1", "pre"]
+    loc = StoreLocation.from_url(str(store))
+    study = stored["pre"]["study"]
+    np.testing.assert_array_equal(open_series_array(loc, study, "pre")[:], volumes[0])
+    np.testing.assert_array_equal(open_series_array(loc, study, "post_1")[:], volumes[1])
