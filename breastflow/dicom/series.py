@@ -148,6 +148,10 @@ def group_series(headers: Iterable[InstanceHeader]) -> list[SeriesGroup]:
 
     The same SOP instance found twice (e.g. copied into two folders) is kept
     once (the first path in sorted order), so copies never become duplicate slices.
+    Whether the copies really hold the same pixels is not checked here (headers
+    only): planning settles that first with
+    :func:`breastflow.dicom.duplicates.resolve_duplicates`, which rejects every
+    copy of an instance whose pixel data differs.
 
     Args:
         headers: from :func:`breastflow.dicom.discover.probe_headers`.

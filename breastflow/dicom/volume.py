@@ -29,7 +29,10 @@ second header parse, no intermediate array) when the Pixel Data element is
 the file's last element and has exactly the length the header implies; its
 unused high bits are then cleared (or sign-extended) exactly as pydicom's
 native decoder does. Anything else (compressed, big-endian, deflated, odd
-layouts, trailing elements) goes through pydicom's pixel pipeline.
+layouts, trailing elements) goes through pydicom's pixel pipeline, after
+:func:`~breastflow.dicom.encapsulated.check_encapsulated` has checked every
+compressed frame complete (pydicom's frame iterator decodes a cut JPEG
+Lossless / JPEG-LS frame into wrong values without an error).
 """
 
 from __future__ import annotations
