@@ -179,10 +179,10 @@ def _mr_exclusion(series: SeriesGroup) -> tuple[str, str] | None:
     """(short label, reason) why an MR series is not a DCE/T2 candidate, or ``None``."""
     header = series.first
     if "LOCALIZER" in header.image_type or _LOCALIZER.search(series.series_description):
-        return "localizer", "localizer/calibration series"
+        return "localizer", "localizer or calibration series"
     if _is_diffusion(series):
-        return "diffusion", ("diffusion-weighted series (ImageType DIFFUSION, a b-value or a DTI/DWI "
-                             "description); not part of the DCE/T2 protocol")
+        return "diffusion", ("diffusion-weighted series (ImageType DIFFUSION, a b-value or a DTI or DWI "
+                             "description); not part of the DCE or T2 protocol")
     if "DERIVED" in header.image_type or _DERIVED.search(series.series_description):
         return "derived", "derived image (subtraction, MIP or reformat); only acquired phases are ingested"
     return None
@@ -242,7 +242,7 @@ def _no_evidence_reason(series: SeriesGroup, evidence: tuple[str, ...]) -> str:
         found = f" despite {', '.join(evidence)}" if evidence else ""
         return (f"BodyPartExamined {part} names another body part{found}; not stored as breast "
                 "(use --accept any to store untagged series)")
-    return ("no breast evidence (BodyPartExamined, study/series/protocol description, receive coil, bilateral "
+    return ("no breast evidence (BodyPartExamined, study, series or protocol description, receive coil, bilateral "
             "axial field of view or a dynamic series with contrast); not stored (use --accept any for untagged data)")
 
 
@@ -329,14 +329,14 @@ def classify_study(study: StudyGroup, accept: AcceptPolicy = AcceptPolicy.BREAST
             label[i], unknown = "without breast evidence", _no_evidence_reason(series, evidence[i])
         elif kind[i] == "t2":
             label[i] = "T2"
-            decided[i] = ClassifiedSeries(series, SeriesRole.T2, "T2 hint in description or long TE/TR")
+            decided[i] = ClassifiedSeries(series, SeriesRole.T2, "T2 hint in description or long TE and TR")
             continue
         elif strict and kind[i] == "plain":
-            label[i], unknown = "without dynamic/contrast hint", \
-                "MR series without dynamic/contrast hint or contrast agent"
+            label[i], unknown = "without dynamic or contrast hint", \
+                "MR series without dynamic or contrast hint or contrast agent"
         elif strict and kind[i] == "temporal" and hinted:
             label[i], unknown = "with a temporal position only", (
-                "MR series with a temporal position but no dynamic/contrast hint, in a study whose dynamic "
+                "MR series with a temporal position but no dynamic or contrast hint, in a study whose dynamic "
                 "series are named by description or contrast agent")
         elif series.acquisition_start is None:
             label[i], unknown = "without acquisition time", \

@@ -69,4 +69,4 @@ def test_unrecognised_and_mismatched_series_are_unknown_with_reason(tmp_path: Pa
     classified = classify_study(study)
     assert [c.role for c in classified] == [SeriesRole.PRE, SeriesRole.UNKNOWN, SeriesRole.UNKNOWN]
     assert "slice count" in classified[1].reason and classified[1].seconds_after_pre == 90.0
-    assert "without dynamic/contrast hint" in classified[2].reason
+    assert "without dynamic or contrast hint" in classified[2].reason
