@@ -105,7 +105,7 @@ def discover(source: str, storage_options: dict | None = None) -> list[str]:
     return sorted(fs.unstrip_protocol(path) for path in fs.find(root))
 
 
-def _check_pixel_element(handle: IO[bytes], path: str, syntax: str, size: int | None) -> None:
+def check_pixel_element(handle: IO[bytes], path: str, syntax: str, size: int | None) -> None:
     """Peek at the element where the header-only read stopped (expected: Pixel Data).
 
     Raises:
@@ -251,7 +251,7 @@ def probe_header(path: str, storage_options: dict | None = None) -> InstanceHead
             try:
                 _check_header(header, path, at_eof=False)
                 handle.seek(scanned.pixel_offset)
-                _check_pixel_element(handle, path, header.transfer_syntax, size)
+                check_pixel_element(handle, path, header.transfer_syntax, size)
                 _check_encapsulated_local(handle, header, path, scanned.pixel_offset)
             except IngestError as err:
                 _with_uids(err, header.study_uid, header.series_uid, header)
@@ -279,7 +279,7 @@ def probe_header(path: str, storage_options: dict | None = None) -> InstanceHead
         pixel_offset = handle.tell()
         try:
             _check_header(header, path, at_eof)
-            _check_pixel_element(handle, path, header.transfer_syntax, size)
+            check_pixel_element(handle, path, header.transfer_syntax, size)
             _check_encapsulated_local(handle, header, path, pixel_offset)
         except IngestError as err:
             _with_uids(err, header.study_uid, header.series_uid, header)

@@ -50,8 +50,8 @@ import numpy as np
 from pydicom import uid
 from pydicom.pixels import iter_pixels
 
-from breastflow.dicom.discover import open_binary
-from breastflow.dicom.encapsulated import check_encapsulated
+from breastflow.dicom.discover import check_pixel_element, open_binary
+from breastflow.dicom.encapsulated import check_encapsulated, is_encapsulated, pixel_data_offset
 from breastflow.dicom.errors import (
     DuplicateSlice,
     InconsistentGeometry,
@@ -333,6 +333,22 @@ def _fill_mosaic(handle, array: np.ndarray, header: InstanceHeader, wanted: dict
         _store_frame(array, z, tiles[index], frames[z], apply, header.path, index)
 
 
+def _check_complete(handle, header: InstanceHeader) -> None:
+    """Raise :class:`Truncated` unless the file holds all its pixel data (before pydicom decodes it).
+
+    Compressed: every frame complete (:func:`check_encapsulated`). Native (not
+    read directly, e.g. big endian, or a file cut after planning): the Pixel
+    Data element's declared length fits in the file. Deflated data is left to
+    the inflater.
+    """
+    if is_encapsulated(header.transfer_syntax):
+        check_encapsulated(handle, header)
+    elif header.transfer_syntax != uid.DeflatedExplicitVRLittleEndian:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(pixel_data_offset(handle, header.path))
+        check_pixel_element(handle, header.path, header.transfer_syntax, size)
+
+
 def _fill(array: np.ndarray, series: SeriesGroup, frames: list[FrameInfo], apply: bool,
           storage_options: dict | None) -> None:
     """Decode every frame into its z slot of the preallocated ``array``."""
@@ -351,7 +367,7 @@ def _fill(array: np.ndarray, series: SeriesGroup, frames: list[FrameInfo], apply
                     continue
                 if _fill_direct(handle, array, header, wanted, frames, apply, native):
                     continue
-                check_encapsulated(handle, header)  # a cut JPEG/JPEG-LS frame decodes to garbage otherwise
+                _check_complete(handle, header)  # a cut JPEG/JPEG-LS frame decodes to garbage otherwise
                 handle.seek(0)
                 for index, pixels in enumerate(iter_pixels(handle)):
                     if index not in wanted:

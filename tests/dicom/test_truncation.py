@@ -217,3 +217,15 @@ def test_image_without_pixel_data_is_still_no_pixel_data(tmp_path: Path) -> None
     ds.save_as(path)
     _, problems = probe_headers([str(path)])
     assert [p.reason for p in problems] == [Reason.NO_PIXEL_DATA]
+
+
+@pytest.mark.parametrize("name", ["MR2_UNCR.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm"])
+def test_native_file_cut_after_probing_is_truncated_at_decode(tmp_path: Path, name: str) -> None:
+    """Not only compressed data: a native file cut after planning (or remote) is ``truncated``, not undecodable."""
+    path = tmp_path / "native"
+    path.write_bytes(Path(get_testdata_file(name)).read_bytes())
+    group = _one_series([path])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(Truncated, match="remain in the file"):
+        read_volume(group)
