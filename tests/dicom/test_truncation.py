@@ -58,7 +58,7 @@ def _compressed(tmp_path: Path, name: str, syntax: str | None) -> Path:
 def _pixel_value_span(path: Path) -> tuple[int, int]:
     """(file offset of the Pixel Data value, its length without the sequence delimiter)."""
     with open(path, "rb") as handle:
-        ds = pydicom.dcmread(handle, stop_before_pixels=True)
+        pydicom.dcmread(handle, stop_before_pixels=True)
         start = handle.tell() + 12
     return start, len(pydicom.dcmread(path).PixelData)
 
