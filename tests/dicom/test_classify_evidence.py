@@ -189,3 +189,14 @@ def test_enhanced_objects_give_coil_and_b_value_from_functional_groups() -> None
     ds.NumberOfFrames = 1
     header = header_from_dataset(ds, "enhanced.dcm")
     assert header.receive_coil == "Breast 16ch" and header.diffusion_b_value == 600.0
+
+
+def test_any_keeps_series_that_fit_no_role_as_other(tmp_path: Path) -> None:
+    write_series(tmp_path, series="a", number=1, description="sequence a", acquisition_time="100000", seed=1)
+    write_series(tmp_path, series="b", number=3, description="sequence b", acquisition_time="100200", n_slices=4,
+                 seed=2)
+    study = _study(tmp_path)
+    assert [c.role for c in classify_study(study)] == [SeriesRole.UNKNOWN, SeriesRole.UNKNOWN]
+    first, second = classify_study(study, AcceptPolicy.ANY)
+    assert (first.name, second.name, second.role) == ("pre", "mr_3", SeriesRole.OTHER)
+    assert second.seconds_after_pre == 120.0
