@@ -100,9 +100,10 @@ def run_dcm2niix(folders: list[Path], out: Path, parallel: int) -> tuple[float, 
 COMMANDS = {
     "dcm2niix_zn": lambda src, out: ["dcm2niix", "-z", "n", "-o", str(out), str(src)],
     "dcm2niix_zy": lambda src, out: ["dcm2niix", "-z", "y", "-o", str(out), str(src)],
-    "breastflow": lambda src, out: [_breastflow_cli(), "ingest", str(src), str(out), "--quiet", "--no-annotations"],
+    "breastflow": lambda src, out: [_breastflow_cli(), "ingest", str(src), str(out), "--quiet", "--no-annotations",
+                                    "--report", f"{out}.report.json"],
     "breastflow_cluster": lambda src, out: [_breastflow_cli(), "ingest", str(src), str(out), "--quiet",
-                                            "--no-annotations", "--cluster"],
+                                            "--no-annotations", "--cluster", "--report", f"{out}.report.json"],
 }
 #: exit status per command family that counts as success (breastflow: 0 everything landed).
 _OK = {"dcm2niix_zn": (0,), "dcm2niix_zy": (0,), "breastflow": (0,), "breastflow_cluster": (0,)}
@@ -113,9 +114,17 @@ def _breastflow_cli() -> str:
     return str(beside) if beside.exists() else (shutil.which("breastflow") or "breastflow")
 
 
-def run_command(name: str, source: Path, out: Path) -> tuple[float, float]:
-    """Run one command into a fresh ``out``. Returns (wall s, CPU s of the child and its waited-for children)."""
+def run_command(name: str, source: Path, out: Path) -> tuple[float, float, float | None, str | None]:
+    """Run one command into a fresh ``out``.
+
+    Returns:
+        (wall s, CPU s of the child and its waited-for children, the run's own seconds from
+        breastflow's report: planning to catalog, without interpreter start, imports and cluster stop;
+        and its executor).
+    """
     shutil.rmtree(out, ignore_errors=True)
+    report = Path(f"{out}.report.json")
+    report.unlink(missing_ok=True)
     if name.startswith("dcm2niix"):
         out.mkdir(parents=True)  # dcm2niix needs the folder; breastflow creates its store
     cpu, started = children_cpu(), time.perf_counter()
@@ -126,7 +135,8 @@ def run_command(name: str, source: Path, out: Path) -> tuple[float, float]:
         raise RuntimeError(f"{name} exited {done.returncode}: {done.stderr.decode(errors='replace')[-2000:]}")
     if "Traceback" in done.stderr.decode(errors="replace"):
         raise RuntimeError(f"{name} printed a traceback: {done.stderr.decode(errors='replace')[-2000:]}")
-    return seconds, cpu
+    summary = json.loads(report.read_text()) if report.exists() else {}
+    return seconds, cpu, summary.get("seconds"), summary.get("executor")
 
 
 def bench_commands(source: Path, out: Path, repeat: int) -> dict:
@@ -144,6 +154,9 @@ def bench_commands(source: Path, out: Path, repeat: int) -> dict:
     for name in COMMANDS:
         results[f"{name}_s"] = round(statistics.median(r[name][0] for r in rounds), 2)
         results[f"{name}_cpu_s"] = round(statistics.median(r[name][1] for r in rounds), 2)
+    for name in ("breastflow", "breastflow_cluster"):
+        results[f"{name}_run_s"] = round(statistics.median(r[name][2] for r in rounds), 2)
+        results[f"{name}_executor"] = sorted({r[name][3] for r in rounds})
     for name in ("breastflow", "breastflow_cluster"):
         for peer in ("dcm2niix_zn", "dcm2niix_zy"):
             # per-round ratios (same load), then their median
