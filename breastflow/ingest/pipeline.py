@@ -99,7 +99,7 @@ CLOSE_TIMEOUT_S = 10
 @contextmanager
 def quiet_shutdown() -> Iterator[None]:
     """Silence the known shutdown noise of Dask's loggers in this process while a cluster closes."""
-    loggers = [logging.getLogger(name) for name in _SHUTDOWN_NOISE]
+    loggers = _noise_loggers()
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)
@@ -108,6 +108,13 @@ def quiet_shutdown() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def _noise_loggers() -> list[logging.Logger]:
+    """The Dask/tornado/asyncio loggers and every child with a level of its own (e.g. ``distributed.worker``)."""
+    names = [name for name in list(logging.Logger.manager.loggerDict)
+             if any(name == root or name.startswith(root + ".") for root in _SHUTDOWN_NOISE)]
+    return [logging.getLogger(name) for name in sorted({*_SHUTDOWN_NOISE, *names})]
 
 
 @contextmanager
@@ -154,8 +161,8 @@ def dask_client(cluster: ClusterConfig) -> Iterator[object]:
 
 def _silence_loggers() -> None:
     """Run on each worker and nanny before shutdown: only critical messages from here on."""
-    for name in _SHUTDOWN_NOISE:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    for logger in _noise_loggers():
+        logger.setLevel(logging.CRITICAL)
 
 
 def _silence_cluster(client) -> None:  # noqa: ANN001 - distributed.Client

@@ -175,3 +175,36 @@ def test_cli_forced_cluster_closes_quietly_and_small_run_says_in_process(tmp_pat
     assert _catalog(tmp_path / "local")[HASH_COLUMNS].equals(_catalog(tmp_path / "dask")[HASH_COLUMNS])
     both = _cli([str(source), str(tmp_path / "x"), "--in-process", "--scheduler", "tcp://127.0.0.1:1"], env)
     assert both.returncode == 2 and "exclude each other" in both.stderr
+
+
+@pytest.mark.integration
+def test_s3_source_and_store_in_process_equal_local(tmp_path, s3_env, source, cohort, no_cluster):
+    from ingest_helpers import new_bucket
+
+    landing, store_bucket = new_bucket(s3_env), new_bucket(s3_env)
+    for extra in cohort.studies[1:]:  # one study keeps moto fast
+        import shutil
+
+        shutil.rmtree(source / extra["study_id"])
+    StoreLocation.from_url(f"s3://{landing}").filesystem().put(str(source) + "/", f"{landing}/a/", recursive=True)
+    remote = run_ingest(f"s3://{landing}/a", f"s3://{store_bucket}/store")
+    local = run_ingest(str(source), str(tmp_path / "store"))
+    assert (remote.executor, local.executor) == ("in-process", "in-process")
+    assert remote.exit_status() is ExitStatus.SUCCESS and len(remote.new) == len(local.new) > 0
+    got = read_catalog(StoreLocation.from_url(f"s3://{store_bucket}/store")).sort_values(["study", "series"])
+    assert got.reset_index(drop=True)[HASH_COLUMNS].equals(_catalog(tmp_path / "store")[HASH_COLUMNS])
+
+
+def test_quiet_shutdown_silences_dask_loggers_and_restores_them(caplog):
+    import logging
+
+    worker_log = logging.getLogger("distributed.worker")
+    before = logging.getLogger("distributed").level
+    with caplog.at_level(logging.DEBUG, logger="distributed.worker"):
+        with pipeline.quiet_shutdown():
+            worker_log.error("Failed to communicate with scheduler during heartbeat.")
+            logging.getLogger("distributed.core").error("CommClosedError: Stream is closed")
+        assert not [r for r in caplog.records if r.name.startswith("distributed")]
+        assert logging.getLogger("distributed").level == before
+        worker_log.error("after the close")
+    assert [r.getMessage() for r in caplog.records] == ["after the close"]
