@@ -105,7 +105,7 @@ COMMANDS = {
     "breastflow_cluster": lambda src, out: [_breastflow_cli(), "ingest", str(src), str(out), "--quiet",
                                             "--no-annotations", "--cluster", "--report", f"{out}.report.json"],
 }
-#: exit status per command family that counts as success (breastflow: 0 everything landed).
+#: exit status per command that counts as success (breastflow: 0, everything landed).
 _OK = {"dcm2niix_zn": (0,), "dcm2niix_zy": (0,), "breastflow": (0,), "breastflow_cluster": (0,)}
 
 
@@ -164,9 +164,10 @@ def bench_commands(source: Path, out: Path, repeat: int) -> dict:
             results[f"ratio_cpu_{name}_over_{peer}"] = round(
                 statistics.median(r[name][1] / r[peer][1] for r in rounds), 2)
     stored = sum(p.stat().st_size for p in (out / "breastflow").rglob("*") if p.is_file())
-    nifti = {z: sum(p.stat().st_size for p in (out / z).rglob("*") if p.is_file()) for z in ("dcm2niix_zn", "dcm2niix_zy")}
     results["store_mb"] = round(stored / 1e6, 1)
-    results["nifti_mb_zn"], results["nifti_mb_zy"] = (round(nifti[z] / 1e6, 1) for z in ("dcm2niix_zn", "dcm2niix_zy"))
+    for z in ("zn", "zy"):
+        nifti = sum(p.stat().st_size for p in (out / f"dcm2niix_{z}").rglob("*") if p.is_file())
+        results[f"nifti_mb_{z}"] = round(nifti / 1e6, 1)
     return results
 
 
