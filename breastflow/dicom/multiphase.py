@@ -184,5 +184,17 @@ def split_phases(group: SeriesGroup) -> list[SeriesGroup]:
 
 
 def split_multiphase(groups: Iterable[SeriesGroup]) -> list[SeriesGroup]:
-    """Every series of ``groups``, multi-phase ones replaced by their phases (order kept)."""
-    return [phase for group in groups for phase in split_phases(group)]
+    """Every series of ``groups``, multi-phase ones replaced by their phases (order kept).
+
+    Runs over the whole batch before studies are planned one by one, so a
+    series whose headers make the split itself fail (malformed timing tags)
+    is kept whole rather than stopping the batch: reading it then reports its
+    repeated positions as ``duplicate-slice`` for that series alone.
+    """
+    out: list[SeriesGroup] = []
+    for group in groups:
+        try:
+            out.extend(split_phases(group))
+        except Exception:  # noqa: BLE001 - one malformed series never stops the batch
+            out.append(group)
+    return out

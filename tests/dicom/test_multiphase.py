@@ -181,3 +181,22 @@ def test_enhanced_phases_by_frame_time_when_no_index(tmp_path: Path) -> None:
     assert phase_labels(group)[1] is PhaseKey.ACQUISITION_TIME
     for j, phase in enumerate(split_phases(group)):
         np.testing.assert_array_equal(read_volume(phase).array, expected[j])
+
+
+def test_a_series_whose_split_fails_stays_whole_and_does_not_stop_the_batch(phantom_pair, monkeypatch) -> None:
+    """split_multiphase runs over the whole batch: one malformed series must not raise out of it."""
+    from breastflow.dicom import multiphase
+
+    _, merged, separate = phantom_pair
+    real = multiphase.split_phases
+    broken = merged.series_uid
+
+    def flaky(group: SeriesGroup) -> list[SeriesGroup]:
+        if group.series_uid == broken:
+            raise ValueError("malformed timing tags")
+        return real(group)
+
+    monkeypatch.setattr(multiphase, "split_phases", flaky)
+    out = split_multiphase([merged, *separate])
+    assert out[0] is merged  # kept whole: reading it reports duplicate-slice for this series alone
+    assert [g.series_uid for g in out[1:]] == [g.series_uid for g in separate]
