@@ -4,7 +4,8 @@
 small phantom cohort, with no server to start by hand:
 
 1. writes a deterministic multi-vendor DCE-MRI phantom cohort (DICOM + truth);
-2. ingests it into a de-identified Zarr store with a local Dask cluster;
+2. ingests it into a de-identified Zarr store (``executor=auto``: a cohort this
+   small runs in-process, as ``breastflow ingest`` does; large ones go to a Dask cluster);
 3. reads the catalog back;
 4. evaluates two *baseline* pre -> post-contrast "generators" on the held-out
    studies with the paired metrics at full resolution (identity: the
@@ -214,7 +215,7 @@ def run_demo(out_dir: Path, studies: int = 12, seed: int = 0, workers: int = 2) 
             if no key is configured, ``pseudonym.key``.
         studies: phantom studies to generate (>= 2 so a split can hold one out).
         seed: phantom and split seed.
-        workers: Dask LocalCluster workers for ingestion.
+        workers: Dask LocalCluster workers, used when the cohort is large enough for a cluster.
 
     Raises:
         ValueError: ``studies`` < 2.
