@@ -1,0 +1,48 @@
+"""Learning-rate schedule shared by the families: constant, then linear decay to 0.
+
+pix2pixHD (``train.py`` / ``Pix2PixHDModel.update_learning_rate``) keeps ``lr``
+for ``niter`` epochs and, after each later epoch, subtracts ``lr / niter_decay``.
+In 0-based epoch indices ``e`` that is the factor
+
+    f(e) = 1                              for e <= N
+    f(e) = max(0, 1 - (e - N) / M)        for e > N
+
+with ``N = epochs`` and ``M = decay_epochs``: the last epoch (``e = N + M - 1``)
+trains at ``lr / M`` and the rate is 0 once all ``N + M`` epochs are done.
+"""
+
+from __future__ import annotations
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+
+class LinearDecay:
+    """Picklable LR factor ``f(e)`` above (a plain function would not survive ``state_dict``).
+
+    Args:
+        epochs: ``N``, epochs at the full rate.
+        decay_epochs: ``M``, epochs of linear decay; 0 keeps the rate constant for ever.
+    """
+
+    def __init__(self, epochs: int, decay_epochs: int) -> None:
+        if epochs < 0 or decay_epochs < 0:
+            raise ValueError(f"epochs ({epochs}) and decay_epochs ({decay_epochs}) must be >= 0")
+        self.epochs = epochs
+        self.decay_epochs = decay_epochs
+
+    def __call__(self, epoch: int) -> float:
+        if epoch <= self.epochs or self.decay_epochs == 0:
+            return 1.0
+        return max(0.0, 1.0 - (epoch - self.epochs) / self.decay_epochs)
+
+
+def constant_then_linear_decay(optimizer: Optimizer, epochs: int, decay_epochs: int) -> LambdaLR:
+    """A ``LambdaLR`` stepping once per epoch with :class:`LinearDecay`.
+
+    Args:
+        optimizer: the optimiser whose groups' rates are scaled.
+        epochs: epochs at the full rate.
+        decay_epochs: epochs of linear decay to 0.
+    """
+    return LambdaLR(optimizer, lr_lambda=LinearDecay(epochs, decay_epochs))
