@@ -13,18 +13,18 @@ import click
               help="Phantom DCE-MRI studies to generate (tiny profile).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Phantom and split seed.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Dask LocalCluster workers for ingestion.")
+              help="Dask LocalCluster workers, when the cohort is large enough to ingest on a cluster.")
 def demo(out: Path, studies: int, seed: int, workers: int) -> None:
     """Run every stage that exists today on a phantom cohort written to OUT.
 
-    Phantom DICOM -> de-identified Zarr store (local Dask cluster) -> catalog ->
+    Phantom DICOM -> de-identified Zarr store (in-process, or Dask for large cohorts) -> catalog ->
     baseline pre -> post-contrast evaluation with paired metrics and SAMe ->
     contrast-kinetics curve types measured on the stored phases.
     Uses BREASTFLOW_PSEUDONYM_KEY if set, else a random key kept in OUT/pseudonym.key.
     """
     from breastflow.demo import run_demo
 
-    click.echo(f"breastflow demo: {studies} phantom studies, seed {seed}, {workers} Dask workers -> {out}")
+    click.echo(f"breastflow demo: {studies} phantom studies, seed {seed} -> {out}")
     try:
         result = run_demo(out, studies=studies, seed=seed, workers=workers)
     except ValueError as err:
@@ -32,7 +32,8 @@ def demo(out: Path, studies: int, seed: int, workers: int) -> None:
     summary = result.ingest_summary
     click.echo(f"1. phantom cohort: {result.cohort_dir}")
     click.echo(f"2. ingest -> {result.store}: new {summary['new']}, skipped {summary['skipped']}, "
-               f"quarantined {summary['quarantined']}, failed {summary['failed']}")
+               f"quarantined {summary['quarantined']}, failed {summary['failed']} "
+               f"(executor {summary['executor']})")
     catalog = result.catalog
     per_study = catalog.drop_duplicates("study")
     click.echo(f"3. catalog: {len(catalog)} series in {len(per_study)} studies; "
