@@ -17,6 +17,9 @@ directly and falls back to zarr for anything else:
 
 Values are the stored raw values in the series' native integer dtype (no
 normalisation; see ``attrs.breastflow`` for the rescale still to apply).
+Masks are read through the same reader: the series name ``masks/<name>``
+(:func:`mask_series`) reads ``studies/<study>/masks/<name>`` (uint8 labels on
+the pre-contrast grid).
 Tested voxel-for-voxel against zarr-python's own reads (``tests/data/test_slices.py``).
 
 Shapes: :meth:`SliceReader.read_slices` returns ``(B, Y, X)`` for ``B``
@@ -48,6 +51,30 @@ from breastflow.store.zarr_io import open_series_array
 
 #: Index entry of a chunk that was never written (holds the fill value).
 _EMPTY = np.uint64(2**64 - 1)
+#: Prefix of a "series" name that reads a study's mask instead: ``"masks/lesions"``.
+MASK_PREFIX = f"{layout.MASKS}/"
+
+
+def mask_series(mask: str) -> str:
+    """The reader's series name of a study's mask (``"lesions"`` -> ``"masks/lesions"``)."""
+    return MASK_PREFIX + layout.check_name(mask, "mask name")
+
+
+def _array_path(study: str, series: str) -> str:
+    """Store path of the ``(Z, Y, X)`` array of a series or (``masks/<name>``) a mask."""
+    if series.startswith(MASK_PREFIX):
+        return f"{layout.mask_group(study, series[len(MASK_PREFIX):])}/{layout.FULL_RESOLUTION}"
+    return layout.series_array(study, series)
+
+
+def _open_array(loc: StoreLocation, study: str, series: str) -> zarr.Array:
+    if not series.startswith(MASK_PREFIX):
+        return open_series_array(loc, study, series)
+    try:
+        return zarr.open_array(loc.join(_array_path(study, series)), mode="r",
+                               storage_options=loc.storage_options or None, zarr_format=3)
+    except (FileNotFoundError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeNotFoundError) as err:
+        raise FileNotFoundError(f"no mask {study}/{series} in store {loc.url}") from err
 
 
 class SlicePick(NamedTuple):
@@ -142,7 +169,7 @@ class SliceReader:
         """Read axial slices of one series.
 
         Args:
-            study: study pseudonym; series: role name (e.g. ``"pre"``).
+            study: study pseudonym; series: role name (e.g. ``"pre"``) or ``"masks/<name>"``.
             indices: ``B`` slice indices in ``[0, Z)``, any order, repeats allowed.
 
         Returns:
@@ -202,7 +229,7 @@ class SliceReader:
         if entry is not None:
             self._series.move_to_end(key)
             return entry
-        array = open_series_array(self.loc, study, series)
+        array = _open_array(self.loc, study, series)
         if array.ndim != 3:
             raise ValueError(f"series {study}/{series} is not a (Z, Y, X) array: shape {array.shape}")
         direct = _direct_layout(array)
@@ -211,7 +238,7 @@ class SliceReader:
         if direct is not None:
             entry.chunk_slices, entry.shard_slices, entry.compressed = direct
             n_shards = -(-entry.shape[0] // entry.shard_slices)
-            base = layout.series_array(study, series)
+            base = _array_path(study, series)
             entry.shard_path = [self._path(base, array.metadata.encode_chunk_key((s, 0, 0)))
                                 for s in range(n_shards)]
         self._series[key] = entry

@@ -40,6 +40,10 @@ class SeriesRecord(BaseModel):
         breast_evidence: codes of the header evidence that the series shows the
             breast (see :mod:`breastflow.dicom.breast_evidence`; empty when it was
             stored with ``--accept any`` without evidence, or by an older version).
+        intensity_unit: the study's intensity unit (pre-contrast series only; see
+            :mod:`breastflow.data.intensity`), ``None`` when not computed at ingest;
+            intensity_unit_rule: the rule that computed it (readers use the unit
+            only when it matches their own rule, else compute it themselves).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -64,6 +68,8 @@ class SeriesRecord(BaseModel):
     source_bytes: int
     breastflow_version: str
     breast_evidence: tuple[str, ...] = ()
+    intensity_unit: float | None = None
+    intensity_unit_rule: str | None = None
 
 
 def write_commit(loc: StoreLocation, record: SeriesRecord) -> None:

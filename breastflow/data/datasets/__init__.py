@@ -1,0 +1,7 @@
+"""Torch datasets over the store: one base (:mod:`.base`), one registry (:mod:`.registry`), the families."""
+
+from breastflow.data.datasets import paired  # noqa: F401  (registers "paired_phases")
+from breastflow.data.datasets.base import DatasetError, DatasetSpec, StoreDataset
+from breastflow.data.datasets.registry import DATASETS, build_dataset
+
+__all__ = ["DATASETS", "DatasetError", "DatasetSpec", "StoreDataset", "build_dataset"]
