@@ -224,3 +224,25 @@ def legacy_minmax_map(rescale: Rescale, vmin: float, vmax: float) -> IntensityMa
     """
     return IntensityMap(rescale=rescale, low=vmin, high=vmax if vmax > vmin else vmin + 1.0,
                         levels=LEGACY_LEVELS)
+
+
+def ingest_unit_fields(series: str, volume: np.ndarray, rescale: Rescale,
+                       config: UnitConfig = UnitConfig()) -> dict[str, float | str]:
+    """Commit-record fields holding the study unit, computed at ingest from the in-memory pre-contrast volume.
+
+    Args:
+        series: role of the series being committed (only :data:`UNIT_SERIES` gets a unit).
+        volume: its ``(Z, Y, X)`` stored values; rescale: the rescale still to apply.
+        config: the rule (readers use the stored unit only when their rule matches).
+
+    Returns:
+        ``{"intensity_unit": ..., "intensity_unit_rule": ...}``, or ``{}`` for other series and
+        for volumes without a body region (loaders then report the problem when they need the unit).
+    """
+    if series != UNIT_SERIES or volume.ndim != 3 or volume.shape[0] < 1:
+        return {}
+    try:
+        unit = volume_unit(volume, rescale, config)
+    except ValueError:
+        return {}
+    return {"intensity_unit": unit, "intensity_unit_rule": config.rule_id()}

@@ -145,6 +145,7 @@ def ingest_series(job: SeriesJob, loc: StoreLocation, array_layout: ArrayLayout 
     Raises:
         OSError, ConnectionError, VerificationError: storage problems (transient; retry).
     """
+    from breastflow.data.intensity import Rescale, ingest_unit_fields
     from breastflow.dicom.volume import read_volume
 
     tune_allocator()
@@ -181,6 +182,7 @@ def ingest_series(job: SeriesJob, loc: StoreLocation, array_layout: ArrayLayout 
         content_hash=written.content_hash, source_fingerprint=job.fingerprint,
         breast_evidence=tuple(job.classified.evidence),
         n_source_files=len(files), source_bytes=nbytes, breastflow_version=__version__,
+        **ingest_unit_fields(job.series, array, Rescale.from_attrs(attrs)),  # study intensity unit (pre only)
     ))
     return SeriesOutcome(outcome=Outcome.NEW, study=job.study, series=job.series, where=job.where,
                          where_ref=job.where_ref, n_slices=written.shape[0], source_bytes=nbytes)
