@@ -227,13 +227,13 @@ def legacy_minmax_map(rescale: Rescale, vmin: float, vmax: float) -> IntensityMa
 
 
 def ingest_unit_fields(series: str, volume: np.ndarray, rescale: Rescale,
-                       config: UnitConfig = UnitConfig()) -> dict[str, float | str]:
+                       config: UnitConfig | None = None) -> dict[str, float | str]:
     """Commit-record fields holding the study unit, computed at ingest from the in-memory pre-contrast volume.
 
     Args:
         series: role of the series being committed (only :data:`UNIT_SERIES` gets a unit).
         volume: its ``(Z, Y, X)`` stored values; rescale: the rescale still to apply.
-        config: the rule (readers use the stored unit only when their rule matches).
+        config: the rule (default :class:`UnitConfig`; readers use the stored unit only when their rule matches).
 
     Returns:
         ``{"intensity_unit": ..., "intensity_unit_rule": ...}``, or ``{}`` for other series and
@@ -241,6 +241,7 @@ def ingest_unit_fields(series: str, volume: np.ndarray, rescale: Rescale,
     """
     if series != UNIT_SERIES or volume.ndim != 3 or volume.shape[0] < 1:
         return {}
+    config = config or UnitConfig()
     try:
         unit = volume_unit(volume, rescale, config)
     except ValueError:

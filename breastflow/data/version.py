@@ -54,7 +54,7 @@ def dataset_version(loc: StoreLocation, series_keys: Iterable[tuple[str, str]],
         KeyError: a series (or annotation) is not committed in the store.
         ValueError: ``series_keys`` is empty.
     """
-    keys = sorted(set((str(s), str(r)) for s, r in series_keys))
+    keys = sorted({(str(s), str(r)) for s, r in series_keys})
     if not keys:
         raise ValueError("dataset_version needs at least one (study, series) key")
     frame = read_catalog(loc) if catalog is None else catalog

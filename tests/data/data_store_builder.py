@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from breastflow.store.annotation_commit import LESION_MASK, AnnotationRecord, LesionBox, write_annotation_commit
+from breastflow.store.annotation_commit import (
+    LESION_MASK,
+    AnnotationRecord,
+    LesionBox,
+    write_annotation_commit,
+)
 from breastflow.store.catalog import rebuild_catalog
 from breastflow.store.commit import SeriesRecord, write_commit
 from breastflow.store.fs import StoreLocation

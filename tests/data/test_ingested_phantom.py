@@ -7,7 +7,13 @@ import torch
 
 from breastflow.data import keys
 from breastflow.data.datasets import build_dataset
-from breastflow.data.intensity import UNIT_SERIES, Rescale, UnitConfig, intensity_unit, unit_slices
+from breastflow.data.intensity import (
+    UNIT_SERIES,
+    Rescale,
+    UnitConfig,
+    intensity_unit,
+    unit_slices,
+)
 from breastflow.data.slices import SliceReader
 from breastflow.store.catalog import read_catalog
 from breastflow.store.commit import read_commit

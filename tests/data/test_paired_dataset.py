@@ -12,13 +12,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from data_store_builder import PhantomStudy, build_store, patients, raw_volumes, write_study
+from data_store_builder import (
+    PhantomStudy,
+    build_store,
+    patients,
+    raw_volumes,
+    write_study,
+)
 
 from breastflow.data import keys
 from breastflow.data.augment import AugmentConfig
 from breastflow.data.datasets import DatasetError, build_dataset
-from breastflow.data.datasets.paired import MissingPhaseError, PairedPhasesDataset, PairedPhasesSpec
-from breastflow.data.intensity import IntensityConfig, Normalisation, Rescale, UnitConfig, volume_unit
+from breastflow.data.datasets.paired import (
+    MissingPhaseError,
+    PairedPhasesDataset,
+    PairedPhasesSpec,
+)
+from breastflow.data.intensity import (
+    IntensityConfig,
+    Normalisation,
+    Rescale,
+    UnitConfig,
+    volume_unit,
+)
 from breastflow.data.slice_choice import MarginBasis, SliceChoice
 from breastflow.data.split_guard import SplitLeakageError
 from breastflow.registry import RegistryError
@@ -105,7 +121,7 @@ def test_values_are_the_stored_raw_values_through_one_study_unit(store):
         assert inside.mean() > 0.9
         assert np.abs(back[inside].astype(int) - raw["post_1"][9][inside].astype(int)).max() <= 1
         # enhancement survives: inside the lesion box post_1 is brighter than pre (lesion +40 %, tissue +5 %)
-        z0, z1, y0, y1, x0, x1 = s.box
+        z0, _, y0, y1, x0, x1 = s.box
         item = ds[ds.items.index((s.study, z0))]
         pre = item[keys.IMAGE][0, y0:y1 + 1, x0:x1 + 1].mean()
         post = item[keys.TARGET][0, y0:y1 + 1, x0:x1 + 1].mean()
@@ -139,11 +155,11 @@ def test_unit_stored_in_the_commit_record_is_used_when_its_rule_matches(tmp_path
 
 @pytest.mark.parametrize(("margin", "basis", "expected"), [
     # stu-a box 4..15 (12 slices), stu-b box 1..4 (4 slices), Z = 20
-    (0.05, MarginBasis.BOX_EXTENT, {"stu-a": range(3, 17), "stu-b": range(0, 6)}),
-    (0.25, MarginBasis.BOX_EXTENT, {"stu-a": range(1, 19), "stu-b": range(0, 6)}),
+    (0.05, MarginBasis.BOX_EXTENT, {"stu-a": range(3, 17), "stu-b": range(6)}),
+    (0.25, MarginBasis.BOX_EXTENT, {"stu-a": range(1, 19), "stu-b": range(6)}),
     (0.0, MarginBasis.BOX_EXTENT, {"stu-a": range(4, 16), "stu-b": range(1, 5)}),
-    (0.05, MarginBasis.VOLUME_DEPTH, {"stu-a": range(3, 17), "stu-b": range(0, 6)}),
-    (0.15, MarginBasis.VOLUME_DEPTH, {"stu-a": range(1, 19), "stu-b": range(0, 8)}),
+    (0.05, MarginBasis.VOLUME_DEPTH, {"stu-a": range(3, 17), "stu-b": range(6)}),
+    (0.15, MarginBasis.VOLUME_DEPTH, {"stu-a": range(1, 19), "stu-b": range(8)}),
 ])
 def test_lesion_slices_are_the_box_plus_margins(store, margin, basis, expected):
     ds = PairedPhasesDataset(store, _spec(slices=SliceChoice.LESION, margin=margin, margin_basis=basis,

@@ -41,7 +41,11 @@ from breastflow.data.slices import mask_series
 from breastflow.data.split_guard import check_split
 from breastflow.data.version import ANNOTATIONS, dataset_version
 from breastflow.store import layout
-from breastflow.store.annotation_commit import LESION_MASK, AnnotationRecord, read_annotation_commits
+from breastflow.store.annotation_commit import (
+    LESION_MASK,
+    AnnotationRecord,
+    read_annotation_commits,
+)
 from breastflow.store.catalog import read_catalog
 
 log = logging.getLogger(__name__)
