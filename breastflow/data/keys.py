@@ -8,7 +8,8 @@ Shapes are per item (a loader adds the batch dimension ``B`` in front):
   phase(s)); absent for unpaired/unconditional families.
 * ``MASK``: ``(1, H, W)`` uint8 lesion mask (0 where there is no annotation).
 * ``LABEL``: ``int64`` class label (lesion class, vendor domain ...).
-* ``KEY``: PHI-free string naming the sample (``<study>/<series>/z<k>``).
+* ``KEY``: PHI-free string naming the sample (``<study>/<series>/z<k>``; an item
+  spanning several series of a study, e.g. ``paired_phases``: ``<study>/z<k>``).
 """
 
 from __future__ import annotations
