@@ -233,8 +233,11 @@ def _all_items(loader) -> dict[str, dict[str, torch.Tensor]]:
 def test_dataloader_with_two_workers_opens_readers_lazily(store):
     ds = PairedPhasesDataset(store, _spec(augment=AugmentConfig()))
     assert ds._reader is None  # nothing opened by construction
-    state = pickle.loads(pickle.dumps(ds)).__dict__
-    assert state["_reader"] is None and state["_units"] == {}
+    ds[3]  # opens a reader and caches a unit in this process ...
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone._reader is None and clone._units == {} and ds._units  # ... which a pickled copy does not carry
+    assert torch.equal(clone[3][keys.TARGET], ds[3][keys.TARGET])
+    ds._reset_lazy()
     loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2, shuffle=True,
                                          generator=torch.Generator().manual_seed(0))
     got = _all_items(loader)
