@@ -138,7 +138,7 @@ class GanModel(abc.ABC):
         """Fixed helper networks (e.g. VGG19 of a perceptual loss): moved by ``to``, never checkpointed."""
         return {}
 
-    def begin_epoch(self, epoch: int) -> None:  # noqa: B027 - optional hook
+    def begin_epoch(self, epoch: int) -> None:
         """Called by the engine before epoch ``epoch`` (0-based); growing-resolution families set their stage."""
 
     def data_resolution(self) -> int | None:
@@ -149,7 +149,7 @@ class GanModel(abc.ABC):
         """Family state beyond networks/optimisers/schedulers/counters (e.g. progressive stage and alpha)."""
         return {}
 
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`extra_state` saved."""
 
     # ------------------------------------------------------------------ provided

@@ -13,7 +13,7 @@ from breastflow.models.gan_losses import adversarial_loss, gradient_penalty
 from breastflow.models.pix2pixhd.losses import feature_matching_loss, multiscale_adversarial_loss
 
 PRED = torch.tensor([0.5, -1.0, 2.0])
-SP = lambda v: math.log1p(math.exp(v))  # noqa: E731 softplus
+SP = lambda v: math.log1p(math.exp(v))
 
 CASES = [
     # (kind, target_is_real, for_discriminator, expected mean)
@@ -39,7 +39,7 @@ def test_adversarial_loss_values(kind: GanLoss, real: bool, for_d: bool, expecte
 def test_gradient_penalty_of_a_linear_critic() -> None:
     """For D(x) = <w, x> the gradient is w everywhere: penalty (||w|| - 1)^2."""
     w = torch.tensor([3.0, 4.0]).view(1, 2, 1, 1)
-    critic = lambda x: (x * w).flatten(1).sum(1)  # noqa: E731
+    critic = lambda x: (x * w).flatten(1).sum(1)
     real, fake = torch.randn(4, 2, 1, 1), torch.randn(4, 2, 1, 1)
     assert gradient_penalty(critic, real, fake).item() == pytest.approx((5.0 - 1.0) ** 2)
     with pytest.raises(ValueError, match="same shape"):

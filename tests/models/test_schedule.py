@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from model_helpers import TINY_OFF
 
 from breastflow.models import build_model
 from breastflow.models.schedule import LinearDecay
-
-from model_helpers import TINY_OFF
 
 pytestmark = pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")  # end_epoch without a step
 

@@ -142,12 +142,9 @@ class LocalEnhancer(nn.Module):
         self.upsample = nn.ModuleList()
         for k in range(1, n_local_enhancers + 1):
             ch = ngf * 2 ** (n_local_enhancers - k)
-            self.downsample.append(
-                nn.Sequential(
-                    *padded_conv(padding, input_nc, ch, 7), norm_layer(norm, ch), nn.ReLU(True),
-                    nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), norm_layer(norm, ch * 2), nn.ReLU(True),
-                )  # fmt: skip
-            )
+            down: list[nn.Module] = [*padded_conv(padding, input_nc, ch, 7), norm_layer(norm, ch), nn.ReLU(True)]
+            down += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), norm_layer(norm, ch * 2), nn.ReLU(True)]
+            self.downsample.append(nn.Sequential(*down))
             up: list[nn.Module] = [ResnetBlock(ch * 2, norm, padding) for _ in range(n_blocks_local)]
             up += _upsample(ch * 2, ch, norm)
             if k == n_local_enhancers:

@@ -92,7 +92,7 @@ def load_vgg19_features(path: Path | str | None, config_key: str = "vgg_weights"
         raise MissingWeightsError(f"VGG19 weight file {str(file)!r} does not exist: {how}")
     state = torch.load(file, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
-        raise ValueError(f"{str(file)!r} holds a {type(state).__name__}, not a vgg19 state dict")
+        raise ValueError(f"{str(file)!r} holds a {type(state).__name__}, not a vgg19 state dict")  # noqa: TRY004
     features = {k[len(FEATURES_PREFIX) :]: v for k, v in state.items() if k.startswith(FEATURES_PREFIX)}
     other = sorted(k for k in state if not k.startswith(FEATURES_PREFIX) and not k.startswith("classifier."))
     if other:
