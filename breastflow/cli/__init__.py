@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "catalog": ("breastflow.cli.ingest", "catalog", "Print the store's catalog of studies and series."),
     "same": ("breastflow.cli.metrics", "same", "Rank candidate checkpoints by SAMe and print the choice."),
     "evaluate": ("breastflow.cli.metrics", "evaluate", "Evaluate a synthetic image folder against a real one."),
+    "train": ("breastflow.cli.train", "train", "Train a GAN family on the store with Ray Train (checkpoints, resume)."),
 }
 
 

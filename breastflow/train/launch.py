@@ -1,0 +1,90 @@
+"""The launcher: one :class:`~breastflow.train.config.TrainRun` -> a Ray ``TorchTrainer`` run -> :class:`TrainResult`.
+
+It checks everything it can before Ray starts workers (model config, weight
+files, the dataset and its version, an existing run's checkpoints), saves
+``train_run.json`` beside the run, then builds ``ScalingConfig``, ``RunConfig``
+(name = the run, storage = ``<store>/checkpoints/<model>``, every checkpoint
+kept, ``FailureConfig(max_failures)``) and the ``TorchTrainer`` over
+:func:`breastflow.train.worker.train_func_per_worker`. Running the same run name
+again continues that run (Ray Train V2: same ``RunConfig`` name and storage path;
+the workers resume from its latest checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from breastflow.data.datasets import build_dataset
+from breastflow.models import build_model
+from breastflow.store.fs import StoreLocation, atomic_write_bytes
+from breastflow.train.checkpoint import epoch_of_dir, list_checkpoints, meta_of, read_checkpoint_state
+from breastflow.train.config import RUN_FILE, TrainResult, TrainRun
+from breastflow.train.ray_cluster import init_ray, storage_env
+from breastflow.train.resume import resume_model
+
+log = logging.getLogger(__name__)
+
+
+def preflight(run: TrainRun) -> str:
+    """Everything checkable on the driver; returns the dataset version.
+
+    Raises:
+        FileNotFoundError: a weight file the model needs is missing (e.g. VGG19 with perceptual on).
+        breastflow.data.datasets.DatasetError: the store cannot give the dataset (missing phase ...).
+        breastflow.train.checkpoint.CheckpointMismatchError: the run exists with another config or data.
+    """
+    model = build_model(run.model, run.model_options)
+    version = build_dataset(run.dataset, run.store, run.dataset_spec).version
+    existing = list_checkpoints(run.run_uri)
+    if existing:
+        state = read_checkpoint_state(existing[-1])
+        resume_model(model, state, version, where=existing[-1])
+        log.info("run %s continues from %s (epoch %d of %d)", run.run, existing[-1], meta_of(state, "").epoch,
+                 run.total_epochs)
+    return version
+
+
+def launch_training(run: TrainRun, include_dashboard: bool | None = None) -> TrainResult:
+    """Train ``run`` on Ray Train and return its checkpoints.
+
+    Ray: the instance already initialised in this process, else the cluster at
+    ``RAY_ADDRESS``, else a new local one (:func:`breastflow.train.ray_cluster.init_ray`;
+    a local instance started here is shut down at the end).
+
+    Raises:
+        RayClusterError: ``RAY_ADDRESS`` is unreachable.
+        ray.train.TrainingFailedError: the workers failed more than ``max_failures`` times.
+        and what :func:`preflight` raises.
+    """
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from breastflow.train.worker import train_func_per_worker
+
+    version = preflight(run)
+    loc = StoreLocation.from_url(run.store)
+    atomic_write_bytes(loc, f"{run.run_dir}/{RUN_FILE}", json.dumps(run.model_dump(mode="json"), indent=2).encode())
+    started = init_ray(include_dashboard=include_dashboard)
+    try:
+        trainer = TorchTrainer(
+            train_func_per_worker,
+            train_loop_config={"train_run": run.model_dump(mode="json")},
+            scaling_config=ScalingConfig(num_workers=run.workers, use_gpu=run.gpu),
+            run_config=RunConfig(
+                name=run.run,
+                storage_path=run.storage_path,
+                failure_config=FailureConfig(max_failures=run.max_failures),
+                checkpoint_config=CheckpointConfig(num_to_keep=None),
+                worker_runtime_env={"env_vars": storage_env()},
+            ),
+        )
+        result = trainer.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    checkpoints = list_checkpoints(run.run_uri)
+    epochs = epoch_of_dir(checkpoints[-1]) or 0 if checkpoints else 0
+    return TrainResult(run=run.run, run_uri=run.run_uri, checkpoints=checkpoints, epochs=epochs,
+                       dataset_version=version, metrics=dict(result.metrics or {}))
