@@ -95,3 +95,15 @@ def test_legacy_map_is_8_bit_and_per_series():
     assert (y.min(), y.max()) == (-1.0, 1.0)
     assert len(np.unique(y)) == 256
     assert isinstance(legacy_minmax_map(Rescale(), 5.0, 5.0), IntensityMap)  # constant series: no division by 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16])
+def test_fast_float32_path_equals_the_float64_reference(dtype):
+    info = np.iinfo(dtype)
+    raw = np.random.default_rng(2).integers(info.min, info.max, size=(64, 64), endpoint=True).astype(dtype)
+    raw[0, :2] = info.min, info.max
+    mapping = study_unit_map(Rescale(slope=1.5, intercept=-20.0), float(info.max) / 3, 2.0)
+    fast, reference = mapping.normalise(raw), mapping.normalise(raw.astype(np.int64))  # int64: float64 path
+    assert fast.dtype == reference.dtype == np.float32
+    np.testing.assert_allclose(fast, reference, atol=1e-6)
+    assert fast.min() == -1.0 and fast.max() == 1.0  # clipped at both ends
