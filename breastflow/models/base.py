@@ -245,8 +245,9 @@ class GanModel(abc.ABC):
                 "build the model from the saved config: breastflow.models.load_model(state)"
             )
         for kind, ours in (("networks", self.networks), ("optimizers", self.optimizers), ("schedulers", self.schedulers)):
-            if set(state[kind]) != set(ours):
-                raise ModelStateError(f"state has {kind} {sorted(state[kind])}, model has {sorted(ours)}")
+            theirs_kind = state.get(kind, {})
+            if set(theirs_kind) != set(ours):
+                raise ModelStateError(f"state has {kind} {sorted(theirs_kind)}, model has {sorted(ours)}")
         for name, network in self.networks.items():
             unwrap(network).load_state_dict(state["networks"][name])
         for name, optimizer in self.optimizers.items():
