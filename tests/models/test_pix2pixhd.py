@@ -85,3 +85,16 @@ def test_default_size_rule_follows_the_generator() -> None:
     assert build_model("template").config is not None
     config = build_model("pix2pixhd", {**TINY_OFF, "generator": "local", "n_local_enhancers": 2}).config
     assert config.size_multiple == 2 ** (2 + 2)
+
+
+def test_train_step_under_bf16_autocast_and_channels_last(vgg_file) -> None:
+    """The engine's GPU settings (bf16 autocast, channels-last), here on CPU: finite losses, fp32 weights."""
+    torch.manual_seed(0)
+    model = build_model("pix2pixhd", {**TINY_OFF, "perceptual": "on", "vgg_weights": str(vgg_file)})
+    model.wrap_networks(lambda name, net: net.to(memory_format=torch.channels_last))
+    x = (torch.rand(2, 1, 16, 16) * 2 - 1).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model.train_step({keys.IMAGE: x, keys.TARGET: -x})
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert losses[loss_keys.G_PERCEPTUAL] > 0
+    assert all(p.dtype == torch.float32 for net in model.networks.values() for p in net.parameters())
