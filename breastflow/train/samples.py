@@ -19,7 +19,7 @@ from breastflow.data import keys
 from breastflow.models.base import GanModel
 
 COLUMNS = ("pre", "real post", "synthetic", "|difference|")
-_HEADER = 14
+HEADER_PX = 14
 
 
 def _grey(image: Tensor, low: float, high: float) -> np.ndarray:
@@ -49,8 +49,8 @@ def sample_grid(source: Tensor, target: Tensor, synthetic: Tensor) -> Image.Imag
                                     _grey(synthetic[b, 0], -1, 1), _grey(diff, 0, 2)], axis=1))
     body = np.concatenate(rows, axis=0)
     width = max(body.shape[1], 4 * 60)
-    canvas = Image.new("L", (width, body.shape[0] + _HEADER), 0)
-    canvas.paste(Image.fromarray(body), (0, _HEADER))
+    canvas = Image.new("L", (width, body.shape[0] + HEADER_PX), 0)
+    canvas.paste(Image.fromarray(body), (0, HEADER_PX))
     draw = ImageDraw.Draw(canvas)
     tile = body.shape[1] // 4
     for k, title in enumerate(COLUMNS):
