@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "same": ("breastflow.cli.metrics", "same", "Rank candidate checkpoints by SAMe and print the choice."),
     "evaluate": ("breastflow.cli.metrics", "evaluate", "Evaluate a synthetic image folder against a real one."),
     "train": ("breastflow.cli.train", "train", "Train a GAN family on the store with Ray Train (checkpoints, resume)."),
+    "generate": ("breastflow.cli.generate", "generate", "Write a checkpoint's synthetic series into the store."),
 }
 
 

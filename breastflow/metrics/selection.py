@@ -26,6 +26,11 @@ Keys (:data:`SELECTION_KEYS`; unknown keys are an error naming the nearest one):
                           slope/intercept applied, then divided by the 99th percentile of
                           the study's pre-contrast volume, so enhancement between phases is
                           kept; never per-phase min-max)
+``synthetic``             read ``series`` from the synthetic set ``NAME`` written by
+                          ``breastflow generate`` (``synthetic/NAME/``) instead of the real
+                          series; filters, lesion boxes and the per-case unit (the *real*
+                          pre-contrast) stay the real study's, so ``store:///s?synthetic=g&series=post_1``
+                          pairs slice for slice with ``store:///s?series=post_1``
 ========================  ===================================================================
 
 Every image is named ``<study>_z<slice:04d>`` (:func:`image_name`); a folder of
@@ -86,6 +91,7 @@ class StoreSelection(BaseModel):
         annotated_only: keep only studies with committed annotations.
         slices: slice policy; margin: lesion margin (fraction of Z); every: k of ``every``.
         scale: intensity scale policy.
+        synthetic: name of a synthetic set to read ``series`` from; ``None`` = the real series.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -101,15 +107,23 @@ class StoreSelection(BaseModel):
     margin: float = Field(default=0.05, ge=0.0, lt=1.0)
     every: int = Field(default=1, ge=1)
     scale: IntensityScale = IntensityScale.RAW
+    synthetic: str | None = None
 
     @field_validator("series")
     @classmethod
     def _series_name(cls, value: str) -> str:
         return layout.check_name(value, "series role")
 
+    @field_validator("synthetic")
+    @classmethod
+    def _synthetic_name(cls, value: str | None) -> str | None:
+        return None if value is None else layout.check_name(value, "synthetic set name")
+
     def to_text(self) -> str:
         """The canonical selection string (parses back to an equal selection)."""
         query = [("series", self.series)]
+        if self.synthetic is not None:
+            query.insert(0, ("synthetic", self.synthetic))
         if self.splits is not None:
             query.append(("split", ",".join(s.value for s in self.splits)))
         for key, values in (("vendor", self.vendors), ("field_strength", self.field_strengths),
@@ -129,7 +143,7 @@ class StoreSelection(BaseModel):
 
 
 SELECTION_KEYS = ("series", "split", "vendor", "field_strength", "study", "annotated", "slices", "margin", "every",
-                  "scale")
+                  "scale", "synthetic")
 
 
 def is_store_selection(text: str) -> bool:
@@ -173,8 +187,8 @@ def parse_selection(text: str) -> StoreSelection:
             raise SelectionError(f"{text!r}: key {key!r} given twice; join values with ',' instead")
         seen.add(key)
         try:
-            if key == "series":
-                fields["series"] = value
+            if key in ("series", "synthetic"):
+                fields[key] = value
             elif key == "split":
                 fields["splits"] = tuple(Split(v) for v in _items(value, key))
             elif key == "vendor":

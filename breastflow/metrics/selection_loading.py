@@ -209,15 +209,30 @@ def load_selection(selection: StoreSelection | str, what: str = "images") -> Ima
     text = f"{what} selection {sel.to_text()}"
     loc = StoreLocation.from_url(sel.store)
     catalog = read_catalog(loc)
-    rows = _filter_catalog(sel, catalog, text)
+    pixels, series_rows = loc, catalog
+    if sel.synthetic is not None:  # pixels from synthetic/<name>/; catalog, boxes and per-case unit stay real
+        from breastflow.generate.synthetic import (
+            SyntheticSetError,
+            synthetic_catalog,
+            synthetic_location,
+        )
+
+        try:
+            series_rows = synthetic_catalog(loc, sel.synthetic, catalog)
+        except SyntheticSetError as err:
+            raise SelectionError(f"{text}: {err}") from err
+        if series_rows.empty:
+            raise SelectionError(f"{text}: synthetic set {sel.synthetic!r} holds no series of this store's catalog")
+        pixels = synthetic_location(loc, sel.synthetic)
+    rows = _filter_catalog(sel, series_rows, text)
     meta = plan_slices(sel, loc, rows, catalog)
     images: list[np.ndarray] = []
     scales: list[float] = []
-    read = _slice_reader(loc)
+    read = _slice_reader(pixels)
     for study, group in meta.groupby("study", sort=True):
         block = read(study, sel.series, group["slice"].to_numpy())
         if sel.scale is IntensityScale.PER_CASE:
-            slope, intercept = _rescale(series_attrs(loc, study, sel.series).get("breastflow", {}))
+            slope, intercept = _rescale(series_attrs(pixels, study, sel.series).get("breastflow", {}))
             unit = pre_contrast_scale(loc, study)
             block = (block.astype(np.float64) * slope + intercept) / unit
             scales += [unit] * len(group)

@@ -13,7 +13,8 @@ A store is a Zarr v3 hierarchy on a local path or an ``s3://`` prefix::
       catalog/catalog.parquet                   one row per committed series (see catalog.py)
       reports/ingest/<run_id>.json              PHI-free ingest reports and quarantine lists
       checkpoints/<model>/<run>/                reserved: GAN checkpoints (training stages)
-      synthetic/<run>/                          reserved: synthetic outputs of a run
+      synthetic/<name>/                         a synthetic set (``breastflow generate``): a nested store of
+                                                the same layout, studies/<study>/<series> + commits/<study>/<series>.json
       eval/<cache_key>/                         reserved: evaluation caches, keyed by content
 
 ``<study>`` is the keyed study pseudonym, ``<series>`` a :class:`SeriesRole`
@@ -105,8 +106,18 @@ def checkpoint_dir(model: str, run: str) -> str:
 
 
 def synthetic_dir(run: str) -> str:
-    """Reserved: where the synthetic outputs of one run live."""
-    return f"{SYNTHETIC}/{check_name(run, 'run')}"
+    """Where the synthetic set ``run`` lives: the root of a nested store with this same layout."""
+    return f"{SYNTHETIC}/{check_name(run, 'synthetic set name')}"
+
+
+def synthetic_series_group(name: str, study: str, series: str) -> str:
+    """Path of a synthetic series' OME-Zarr image group: ``synthetic/<name>/studies/<study>/<series>``."""
+    return f"{synthetic_dir(name)}/{series_group(study, series)}"
+
+
+def synthetic_commit_marker(name: str, study: str, series: str) -> str:
+    """Path of a synthetic series' commit marker: ``synthetic/<name>/commits/<study>/<series>.json``."""
+    return f"{synthetic_dir(name)}/{commit_marker(study, series)}"
 
 
 def eval_cache_dir(cache_key: str) -> str:
