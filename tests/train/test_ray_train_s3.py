@@ -21,6 +21,7 @@ from breastflow.train.launch import launch_training
 from breastflow.train.losses_log import read_losses
 from breastflow.train.samples import HEADER_PX
 
+pytestmark = pytest.mark.integration
 WORKERS, BATCH = 2, 2
 BATCHES_PER_EPOCH = (3 * SLICES) // WORKERS // BATCH  # 12 train items, 2 ranks, batches of 2
 LR = 2e-4
