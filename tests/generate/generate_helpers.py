@@ -66,3 +66,17 @@ def write_checkpoint(folder: Path, store: str, targets: tuple[str, ...] = ("post
     net = build_model(model, options)
     save_checkpoint(folder, net, VERSION, train_run(store, model, options, targets, image_size))
     return folder
+
+
+def identity_model(output_nc: int = 1):
+    """A tiny pix2pixhd whose generator returns its input (repeated per output channel)."""
+    from torch import Tensor, nn
+
+    model = build_model("pix2pixhd", {**TINY_PIX2PIXHD, "output_nc": output_nc})
+
+    class Repeat(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            return x.repeat(1, output_nc, 1, 1)
+
+    model.networks["generator"] = Repeat()
+    return model

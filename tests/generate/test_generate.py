@@ -7,10 +7,14 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
-from generate_helpers import GEOMETRY, VERSION, build_tiny_store, write_checkpoint
-from torch import nn
+from generate_helpers import (
+    GEOMETRY,
+    VERSION,
+    build_tiny_store,
+    identity_model,
+    write_checkpoint,
+)
 
 from breastflow.cli import main
 from breastflow.data.datasets.paired import MissingPhaseError, PairedPhasesSpec
@@ -45,20 +49,6 @@ def checkpoint(store, tmp_path_factory):
 def generated(store, checkpoint):
     return generate_synthetic(GenerateConfig(checkpoint=str(checkpoint), store=store, split=GenerateSplit.ALL,
                                              name="rand"))
-
-
-def _identity_model(output_nc: int = 1):
-    """A pix2pixhd whose generator returns its input (repeated per output channel)."""
-    from generate_helpers import TINY_PIX2PIXHD
-
-    model = build_model("pix2pixhd", {**TINY_PIX2PIXHD, "output_nc": output_nc})
-
-    class Repeat(nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x.repeat(1, output_nc, 1, 1)
-
-    model.networks["generator"] = Repeat()
-    return model
 
 
 SOURCE = GeneratorSource(checkpoint="test", model="pix2pixhd", run="r1", epoch=0, step=0, dataset_version=VERSION)
@@ -106,7 +96,7 @@ def test_identity_generator_gives_back_the_pre_series_within_one_raw_unit(tmp_pa
     store = build_tiny_store(str(tmp_path / "store"))
     loc = StoreLocation.from_url(store)
     spec = PairedPhasesSpec(targets=("post_1",), intensity={"clip_max": 4.0})
-    result = generate_with_model(_identity_model(), spec, loc, GenerateSplit.TEST, "ident", SOURCE, batch=2)
+    result = generate_with_model(identity_model(), spec, loc, GenerateSplit.TEST, "ident", SOURCE, batch=2)
     assert result.studies == ["stu-c", "stu-d"]
     for study in result.studies:
         pre = np.asarray(open_series_array(loc, study, "pre")[:], dtype=np.int64)
@@ -119,7 +109,7 @@ def test_resized_training_grid_is_resized_back_to_the_stored_grid(tmp_path):
     store = build_tiny_store(str(tmp_path / "store"))
     loc = StoreLocation.from_url(store)
     spec = PairedPhasesSpec(targets=("post_1",), image_size=32, intensity={"clip_max": 4.0})
-    generate_with_model(_identity_model(), spec, loc, GenerateSplit.TEST, "sized", SOURCE)
+    generate_with_model(identity_model(), spec, loc, GenerateSplit.TEST, "sized", SOURCE)
     pre = np.asarray(open_series_array(loc, "stu-d", "pre")[:], dtype=np.float64)
     fake = np.asarray(open_series_array(synthetic_location(loc, "sized"), "stu-d", "post_1")[:], dtype=np.float64)
     assert fake.shape == pre.shape == (5, 22, 26)
