@@ -20,7 +20,7 @@ from breastflow.models import build_model
 from breastflow.store.fs import StoreLocation, atomic_write_bytes
 from breastflow.train.checkpoint import epoch_of_dir, list_checkpoints, meta_of, read_checkpoint_state
 from breastflow.train.config import RUN_FILE, TrainResult, TrainRun
-from breastflow.train.ray_cluster import init_ray, storage_env
+from breastflow.train.ray_cluster import apply_ray_env, init_ray, storage_env
 from breastflow.train.resume import resume_model
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def launch_training(run: TrainRun, include_dashboard: bool | None = None) -> Tra
         ray.train.TrainingFailedError: the workers failed more than ``max_failures`` times.
         and what :func:`preflight` raises.
     """
+    apply_ray_env()  # before Ray is imported: it reads the loopback setting at import
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer

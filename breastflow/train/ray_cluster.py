@@ -66,6 +66,13 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         ) from err
 
 
+def apply_ray_env() -> None:
+    """Set :data:`LOCAL_RAY_ENV` where the environment does not set them; call before ``import ray``
+    (Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` when it is imported)."""
+    for key, value in LOCAL_RAY_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def init_ray(address: str | None = None, include_dashboard: bool | None = None, num_cpus: int | None = None) -> bool:
     """Connect to Ray once: the cluster at ``address``/``RAY_ADDRESS``, else a new local instance.
 
@@ -81,10 +88,9 @@ def init_ray(address: str | None = None, include_dashboard: bool | None = None, 
     Raises:
         RayClusterError: ``address`` cannot be reached.
     """
+    apply_ray_env()
     import ray
 
-    for key, value in LOCAL_RAY_ENV.items():
-        os.environ.setdefault(key, value)
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None

@@ -20,6 +20,12 @@ from breastflow.models.base import GanModel
 
 COLUMNS = ("pre", "real post", "synthetic", "|difference|")
 HEADER_PX = 14
+MIN_TILE_PX = 72
+
+
+def tile_zoom(width: int) -> int:
+    """Integer nearest-neighbour zoom that makes a tile at least :data:`MIN_TILE_PX` wide (room for its title)."""
+    return max(1, -(-MIN_TILE_PX // max(int(width), 1)))
 
 
 def _grey(image: Tensor, low: float, high: float) -> np.ndarray:
@@ -29,6 +35,8 @@ def _grey(image: Tensor, low: float, high: float) -> np.ndarray:
 
 def sample_grid(source: Tensor, target: Tensor, synthetic: Tensor) -> Image.Image:
     """A PIL grey image: one row per item, columns :data:`COLUMNS`, with a text header.
+
+    Tiles narrower than :data:`MIN_TILE_PX` are zoomed by an integer factor (nearest), so titles fit.
 
     Args:
         source: ``(B, C, H, W)`` inputs in ``[-1, 1]`` (channel 0 shown).
@@ -47,12 +55,14 @@ def sample_grid(source: Tensor, target: Tensor, synthetic: Tensor) -> Image.Imag
         diff = (synthetic[b, 0].float() - target[b, 0].float()).abs()
         rows.append(np.concatenate([_grey(source[b, 0], -1, 1), _grey(target[b, 0], -1, 1),
                                     _grey(synthetic[b, 0], -1, 1), _grey(diff, 0, 2)], axis=1))
-    body = np.concatenate(rows, axis=0)
-    width = max(body.shape[1], 4 * 60)
-    canvas = Image.new("L", (width, body.shape[0] + HEADER_PX), 0)
-    canvas.paste(Image.fromarray(body), (0, HEADER_PX))
+    body = Image.fromarray(np.concatenate(rows, axis=0))
+    zoom = tile_zoom(source.shape[-1])
+    if zoom > 1:
+        body = body.resize((body.width * zoom, body.height * zoom), Image.Resampling.NEAREST)
+    canvas = Image.new("L", (body.width, body.height + HEADER_PX), 0)
+    canvas.paste(body, (0, HEADER_PX))
     draw = ImageDraw.Draw(canvas)
-    tile = body.shape[1] // 4
+    tile = body.width // 4
     for k, title in enumerate(COLUMNS):
         draw.text((k * tile + 1, 1), title, fill=255)
     return canvas

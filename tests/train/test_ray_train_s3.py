@@ -19,7 +19,7 @@ from breastflow.train.checkpoint import epoch_of_dir, list_checkpoints, load_che
 from breastflow.train.config import RUN_FILE, TrainRun
 from breastflow.train.launch import launch_training
 from breastflow.train.losses_log import read_losses
-from breastflow.train.samples import HEADER_PX
+from breastflow.train.samples import HEADER_PX, tile_zoom
 
 pytestmark = pytest.mark.integration
 WORKERS, BATCH = 2, 2
@@ -65,7 +65,8 @@ def test_two_workers_write_every_kth_and_the_last_checkpoint_to_s3(first_run):
     fs = loc.filesystem()
     for checkpoint in result.checkpoints:
         png = Image.open(io.BytesIO(fs.cat(checkpoint.removeprefix("s3://") + "/samples.png")))
-        assert png.width >= 4 * 32 and png.height == HEADER_PX + 2 * 32  # pre | real | synthetic | |diff|, 2 rows
+        zoom = tile_zoom(32)
+        assert png.size == (4 * 32 * zoom, HEADER_PX + 2 * 32 * zoom)  # pre | real | synthetic | |diff|, 2 rows
     assert fs.exists(loc.fs_path(run.run_dir, RUN_FILE))
     rows = read_losses(loc.join(run.run_dir, "losses.csv"), loc)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
