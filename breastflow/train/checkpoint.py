@@ -185,7 +185,7 @@ def read_checkpoint_state(uri_or_path: str | os.PathLike[str]) -> dict[str, Any]
                               "list a run's checkpoints with breastflow.train.checkpoint.list_checkpoints)") from err
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not ours"
+    except Exception as err:
         raise CheckpointError(f"{uri} is not a breastflow checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or "model_state" not in state or "model" not in state:
         raise CheckpointError(f"{uri} is not a breastflow checkpoint (keys 'model' and 'model_state' are missing)")

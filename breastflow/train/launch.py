@@ -18,7 +18,12 @@ import logging
 from breastflow.data.datasets import build_dataset
 from breastflow.models import build_model
 from breastflow.store.fs import StoreLocation, atomic_write_bytes
-from breastflow.train.checkpoint import epoch_of_dir, list_checkpoints, meta_of, read_checkpoint_state
+from breastflow.train.checkpoint import (
+    epoch_of_dir,
+    list_checkpoints,
+    meta_of,
+    read_checkpoint_state,
+)
 from breastflow.train.config import RUN_FILE, TrainResult, TrainRun
 from breastflow.train.ray_cluster import apply_ray_env, init_ray, storage_env
 from breastflow.train.resume import resume_model

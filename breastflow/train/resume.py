@@ -15,7 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from breastflow.models.base import GanModel
-from breastflow.train.checkpoint import CheckpointMismatchError, check_checkpoint, meta_of
+from breastflow.train.checkpoint import (
+    CheckpointMismatchError,
+    check_checkpoint,
+    meta_of,
+)
 
 #: config fields a continued run may change
 SCHEDULE_FIELDS = frozenset({"epochs", "decay_epochs"})
@@ -73,4 +77,4 @@ def _apply_schedule(model: GanModel) -> None:
         groups = scheduler.optimizer.param_groups
         for group, base, factor in zip(groups, scheduler.base_lrs, lambdas, strict=True):
             group["lr"] = base * factor(scheduler.last_epoch)
-        scheduler._last_lr = [group["lr"] for group in groups]  # noqa: SLF001 - what get_last_lr() reports
+        scheduler._last_lr = [group["lr"] for group in groups]  # what get_last_lr() reports

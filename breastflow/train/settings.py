@@ -63,7 +63,7 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
-    except Exception as err:  # noqa: BLE001 - any parse error is the file's fault
+    except Exception as err:
         raise SettingsError(f"config file {path}: cannot parse ({err})") from err
     data = data or {}
     if not isinstance(data, Mapping):

@@ -10,7 +10,11 @@ from train_helpers import TINY_PIX2PIXHD, build_tiny_store
 
 from breastflow.cli import main
 from breastflow.store.local_s3 import free_port
-from breastflow.train.checkpoint import CheckpointMismatchError, checkpoint_dir_name, save_checkpoint
+from breastflow.train.checkpoint import (
+    CheckpointMismatchError,
+    checkpoint_dir_name,
+    save_checkpoint,
+)
 from breastflow.train.config import TrainRun
 from breastflow.train.launch import preflight
 from breastflow.train.ray_cluster import RayClusterError, check_reachable, init_ray

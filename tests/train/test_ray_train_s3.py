@@ -10,12 +10,16 @@ import io
 import numpy as np
 import pytest
 import torch
-from train_helpers import SLICES, TINY_PIX2PIXHD, build_tiny_store
 from PIL import Image
+from train_helpers import SLICES, TINY_PIX2PIXHD, build_tiny_store
 
 from breastflow.store.fs import StoreLocation
 from breastflow.store.local_s3 import local_s3
-from breastflow.train.checkpoint import epoch_of_dir, list_checkpoints, load_checkpoint, read_checkpoint_state
+from breastflow.train.checkpoint import (
+    epoch_of_dir,
+    load_checkpoint,
+    read_checkpoint_state,
+)
 from breastflow.train.config import RUN_FILE, TrainRun
 from breastflow.train.launch import launch_training
 from breastflow.train.losses_log import read_losses

@@ -16,7 +16,11 @@ import psutil
 import pytest
 from train_helpers import TINY_PIX2PIXHD, build_tiny_store
 
-from breastflow.train.checkpoint import checkpoint_dir_name, epoch_of_dir, list_checkpoints
+from breastflow.train.checkpoint import (
+    checkpoint_dir_name,
+    epoch_of_dir,
+    list_checkpoints,
+)
 from breastflow.train.config import TrainRun
 from breastflow.train.launch import launch_training
 from breastflow.train.losses_log import read_losses
@@ -29,7 +33,7 @@ def _train_workers() -> list[psutil.Process]:
     """The Ray Train worker processes of this test's Ray node (descendants of its raylet only)."""
     import ray._private.worker as ray_worker
 
-    raylet = ray_worker._global_node.all_processes["raylet"][0].process.pid  # noqa: SLF001
+    raylet = ray_worker._global_node.all_processes["raylet"][0].process.pid
     found = []
     for child in psutil.Process(raylet).children(recursive=True):
         try:

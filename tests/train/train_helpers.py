@@ -7,10 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # data_store_builder
 
-from data_store_builder import PhantomStudy, build_store, patients  # noqa: E402
+from data_store_builder import PhantomStudy, build_store, patients
 
-from breastflow.store.splits import Split  # noqa: E402
-
+from breastflow.store.splits import Split
 
 #: the smallest pix2pixhd with every part (tests/models' TINY), perceptual off: fast at 32x32 on one core
 TINY_PIX2PIXHD = {"ngf": 8, "ndf": 8, "n_downsample_global": 2, "n_blocks_global": 1, "perceptual": "off"}
