@@ -93,3 +93,10 @@ def test_unreachable_ray_address_names_it(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", address)
     with pytest.raises(RayClusterError, match=f"cannot reach the Ray cluster at RAY_ADDRESS={address}"):
         init_ray()
+
+
+@pytest.mark.parametrize("extra, match", [([], "not configured"), (["--set", "vgg_weights=/nope/vgg19.pth"],
+                                                                  "'/nope/vgg19.pth' does not exist")])
+def test_missing_vgg_weights_stop_before_ray_starts(store, extra, match):
+    result = CliRunner().invoke(main, ["train", "pix2pixhd", store, "--set", "model.ngf=8", *extra])
+    assert result.exit_code != 0 and match in result.output and "perceptual=off" in result.output
