@@ -7,7 +7,8 @@ files, the dataset and its version, an existing run's checkpoints), saves
 kept, ``FailureConfig(max_failures)``) and the ``TorchTrainer`` over
 :func:`breastflow.train.worker.train_func_per_worker`. Running the same run name
 again continues that run (Ray Train V2: same ``RunConfig`` name and storage path;
-the workers resume from its latest checkpoint).
+the workers resume from its latest checkpoint); a run whose last checkpoint
+already reached the planned epochs returns at once, without starting Ray.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from breastflow.train.checkpoint import (
     meta_of,
     read_checkpoint_state,
 )
-from breastflow.train.config import RUN_FILE, TrainResult, TrainRun
+from breastflow.train.config import LOSSES_FILE, RUN_FILE, TrainResult, TrainRun
+from breastflow.train.losses_log import read_losses
 from breastflow.train.ray_cluster import apply_ray_env, init_ray, storage_env
 from breastflow.train.resume import resume_model
 
@@ -71,6 +73,13 @@ def launch_training(run: TrainRun, include_dashboard: bool | None = None) -> Tra
 
     version = preflight(run)
     loc = StoreLocation.from_url(run.store)
+    done = list_checkpoints(run.run_uri)
+    if done and (epoch_of_dir(done[-1]) or 0) >= run.total_epochs:
+        log.info("run %s already has %d of %d epochs; nothing to train", run.run, epoch_of_dir(done[-1]),
+                 run.total_epochs)
+        rows = read_losses(loc.join(run.run_dir, LOSSES_FILE), loc)
+        return TrainResult(run=run.run, run_uri=run.run_uri, checkpoints=done, epochs=epoch_of_dir(done[-1]) or 0,
+                           dataset_version=version, metrics=dict(rows[-1]) if rows else {})
     atomic_write_bytes(loc, f"{run.run_dir}/{RUN_FILE}", json.dumps(run.model_dump(mode="json"), indent=2).encode())
     started = init_ray(include_dashboard=include_dashboard)
     try:

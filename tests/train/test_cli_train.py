@@ -100,3 +100,18 @@ def test_unreachable_ray_address_names_it(monkeypatch):
 def test_missing_vgg_weights_stop_before_ray_starts(store, extra, match):
     result = CliRunner().invoke(main, ["train", "pix2pixhd", store, "--set", "model.ngf=8", *extra])
     assert result.exit_code != 0 and match in result.output and "perceptual=off" in result.output
+
+
+def test_a_complete_run_returns_without_starting_ray(store):
+    import ray
+
+    from breastflow.models import build_model
+    from breastflow.train.launch import launch_training
+
+    options = {"width": 4, "epochs": 1, "decay_epochs": 0}
+    run = TrainRun(model="template", store=store, run="complete", model_options=options)
+    model = build_model("template", options)
+    model.end_epoch()
+    save_checkpoint(f"{run.run_uri}/{checkpoint_dir_name(1)}", model, preflight(run), run.model_dump(mode="json"))
+    result = launch_training(run)
+    assert (result.epochs, len(result.checkpoints)) == (1, 1) and not ray.is_initialized()
