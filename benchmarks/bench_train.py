@@ -198,7 +198,7 @@ def bench_loader(urls: dict[str, str], size: int, batch: int, n: int, rounds: in
     spec = {"targets": ["post_1"], "image_size": size, "augment": {}}
     iterators: dict[str, Iterator[Any]] = {}
     for name, url in urls.items():
-        loader, data = build_loader(url, "paired_phases", spec, batch, seed=0, loader_workers=0, distributed=False)
+        loader, _ = build_loader(url, "paired_phases", spec, batch, seed=0, loader_workers=0, distributed=False)
 
         def forever(loader: Any = loader) -> Iterator[Any]:
             while True:
