@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from breastflow.data.datasets import build_dataset
 from breastflow.models import build_model
@@ -52,12 +53,20 @@ def preflight(run: TrainRun) -> str:
     return version
 
 
-def launch_training(run: TrainRun, include_dashboard: bool | None = None) -> TrainResult:
+def launch_training(run: TrainRun, include_dashboard: bool | None = None,
+                    on_start: Callable[[], None] | None = None) -> TrainResult:
     """Train ``run`` on Ray Train and return its checkpoints.
 
     Ray: the instance already initialised in this process, else the cluster at
     ``RAY_ADDRESS``, else a new local one (:func:`breastflow.train.ray_cluster.init_ray`;
     a local instance started here is shut down at the end).
+
+    Args:
+        run: the validated run.
+        include_dashboard: start the dashboard with a local instance (Ray's default: when installed).
+        on_start: called once Ray is connected, before the workers start (e.g. to read the
+            dashboard's address, :func:`breastflow.train.follow.dashboard_url`); not called
+            for a run that is already complete.
 
     Raises:
         RayClusterError: ``RAY_ADDRESS`` is unreachable.
@@ -83,6 +92,8 @@ def launch_training(run: TrainRun, include_dashboard: bool | None = None) -> Tra
     atomic_write_bytes(loc, f"{run.run_dir}/{RUN_FILE}", json.dumps(run.model_dump(mode="json"), indent=2).encode())
     started = init_ray(include_dashboard=include_dashboard)
     try:
+        if on_start is not None:
+            on_start()
         trainer = TorchTrainer(
             train_func_per_worker,
             train_loop_config={"train_run": run.model_dump(mode="json")},

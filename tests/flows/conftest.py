@@ -17,7 +17,7 @@ KEY = "f" * 16 + "0123456789abcdef-flow-tests"
 def prefect_api():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=120):
         yield
 
 

@@ -285,11 +285,19 @@ def _trigger(site: Site, name: str, source: Path, store: Path, *extra: str) -> U
 def test_scheduled_deployment_runs_on_a_real_server_and_worker(site, cohort, dask_scheduler, tmp_path):
     spec = _spec()
     pool = spec["definitions"]["work_pools"]["ingest_pool"]
+    gpu_pool = spec["definitions"]["work_pools"]["gpu_pool"]
     site.cli("work-pool", "create", pool["name"], "--type", "process")
+    site.cli("work-pool", "create", gpu_pool["name"], "--type", "process")
     site.cli("deploy", "--all", "--prefect-file", str(PREFECT_FILE), timeout=180)
 
+    # the training deployment: on the GPU pool, no schedule (started from the UI), the form's defaults
+    train = site.call(_deployment, "breastflow-train/train-pix2pixhd")
+    assert (train.work_pool_name, train.work_queue_name) == (gpu_pool["name"], gpu_pool["work_queue_name"])
+    assert not train.schedules and train.parameters["params"]["model"] == "pix2pixhd"
+    assert "params" in train.parameter_openapi_schema["properties"]
+
     # the cron schedules are registered as declared, and the server's scheduler acts on them
-    by_name = {d["name"]: d for d in spec["deployments"]}
+    by_name = {d["name"]: d for d in spec["deployments"] if d["entrypoint"].startswith("flows/ingest.py")}
     active = [n for n, d in by_name.items() if d["schedules"][0]["active"]]
     assert active, "prefect.yaml declares no active schedule"
     deployments = {n: site.call(_deployment, f"breastflow-ingest/{n}") for n in by_name}

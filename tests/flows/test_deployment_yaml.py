@@ -14,6 +14,8 @@ def test_deployments_point_at_the_flow_with_valid_parameters_and_no_secrets():
     accepted = set(inspect.signature(ingest_flow.fn).parameters)
     assert spec["deployments"]
     for deployment in spec["deployments"]:
+        if deployment["entrypoint"] != "flows/ingest.py:ingest_flow":
+            continue
         module, name = deployment["entrypoint"].split(":")
         assert (ROOT / module).exists() and name == "ingest_flow"
         assert set(deployment["parameters"]) <= accepted
@@ -21,3 +23,22 @@ def test_deployments_point_at_the_flow_with_valid_parameters_and_no_secrets():
         assert deployment["work_pool"]["name"] == spec["definitions"]["work_pools"]["ingest_pool"]["name"]
     for forbidden in ("AWS_SECRET_ACCESS_KEY:", "BREASTFLOW_PSEUDONYM_KEY:", "password"):
         assert forbidden not in text
+
+
+def test_train_deployment_points_at_the_flow_on_the_gpu_pool_with_valid_parameters_and_no_schedule():
+    text = (ROOT / "deployments" / "prefect.yaml").read_text()
+    spec = yaml.safe_load(text)
+    from flows.train import TrainParameters, train_flow
+
+    (deployment,) = [d for d in spec["deployments"] if d["name"] == "train-pix2pixhd"]
+    module, name = deployment["entrypoint"].split(":")
+    assert (ROOT / module).exists() and name == "train_flow" and train_flow.name == "breastflow-train"
+    assert set(deployment["parameters"]) == set(inspect.signature(train_flow.fn).parameters) == {"params"}
+    params = TrainParameters.model_validate(deployment["parameters"]["params"])
+    run = params.train_run()
+    assert (run.model, run.gpu, run.model_options["perceptual"]) == ("pix2pixhd", True, "on")
+    assert run.total_epochs == 200 and run.dataset_spec["image_size"] == 512
+    assert not deployment.get("schedules")
+    gpu_pool = spec["definitions"]["work_pools"]["gpu_pool"]
+    assert deployment["work_pool"] == gpu_pool and "gpu" in gpu_pool["name"]
+    assert "job_variables" not in gpu_pool  # settings come from the worker's environment, never frozen here
