@@ -26,12 +26,15 @@ disturbs less. ``ratio_*`` = breastflow / stock per image.
 
 Part 2, loader: the engine's loader factory (``breastflow.train.loader.build_loader``,
 ``paired_phases`` with the paper's rot90 augmentation, ``image_size`` = the case's size,
-``loader_workers`` 0 = the engine's default, so loading runs in the training process) over a
-synthetic store (``bench_paired_loader.synthetic_store``) written locally and on a moto S3
-endpoint on 127.0.0.1 (in-process server: its CPU time counts in this process, so S3 is
+``loader_workers`` 0 = the engine's default, so loading runs in the training process) over
+synthetic stores of 4 studies x ``--loader-slices`` slices stored at each size, so nothing is
+resampled (``bench_paired_loader.synthetic_store``), written locally (read through the OS
+page cache once warm) and on a moto S3 endpoint on 127.0.0.1 (in-process server: its CPU time counts in this process, so S3 is
 reported in wall time). Local and S3 alternate round by round. ``loader_over_train`` =
 loader slices/s / training images/s of the breastflow contender: above 1 the loader keeps up;
 with ``loader_workers`` 0 the share of a step spent loading is ``1 / (1 + loader_over_train)``.
+``--loader-sizes`` (default 512, paper 003's size) adds loader-only figures at sizes not trained
+here, e.g. what a GPU worker at 512x512 would draw from.
 
 Prints (and with ``--json`` writes) one JSON document with the load average before and after.
 """
@@ -174,21 +177,27 @@ def _paired_loader_module():
 
 
 @contextlib.contextmanager
-def stores(store_size: int, slices: int, studies: int, with_s3: bool) -> Iterator[dict[str, str]]:
-    """Synthetic stores (pre, post_1, lesion mask) of ``(slices, store_size, store_size)``: local and on moto S3."""
-    make = _paired_loader_module().synthetic_store
-    shape = (slices, store_size, store_size)
-    urls = {"local": make(tempfile.mkdtemp(prefix="bench-train-") + "/store", studies, shape).url}
-    if not with_s3:
-        yield urls
+def s3_endpoint(enabled: bool) -> Iterator[str | None]:
+    """A bucket on a moto S3 server on 127.0.0.1 (environment set for s3fs), or ``None`` when disabled."""
+    if not enabled:
+        yield None
         return
     from breastflow.store.local_s3 import local_s3
 
     with local_s3() as server:
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
         server.make_bucket(bucket)
-        urls["s3"] = make(f"s3://{bucket}/store", studies, shape).url
-        yield urls
+        yield bucket
+
+
+def stores(size: int, slices: int, studies: int, bucket: str | None) -> dict[str, str]:
+    """Synthetic stores (pre, post_1, lesion mask) of ``(slices, size, size)``: local and, with a bucket, on S3."""
+    make = _paired_loader_module().synthetic_store
+    shape = (slices, size, size)
+    urls = {"local": make(tempfile.mkdtemp(prefix="bench-train-") + "/store", studies, shape).url}
+    if bucket is not None:
+        urls["s3"] = make(f"s3://{bucket}/store-{size}", studies, shape).url
+    return urls
 
 
 def bench_loader(urls: dict[str, str], size: int, batch: int, n: int, rounds: int) -> dict[str, Any]:
@@ -231,6 +240,9 @@ def main() -> None:
     parser.add_argument("--loader-n", type=int, default=96, help="slices per loader round (0: skip part 2)")
     parser.add_argument("--loader-rounds", type=int, default=3)
     parser.add_argument("--no-s3", action="store_true", help="loader on the local store only")
+    parser.add_argument("--loader-sizes", default="512",
+                        help="extra slice sizes to measure the loader at (no training comparison); '' for none")
+    parser.add_argument("--loader-slices", type=int, default=16, help="slices per study of the loader stores")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -249,14 +261,17 @@ def main() -> None:
         report["training"].append(bench_training(size, ngf, args, device))
         print(json.dumps(report["training"][-1]), flush=True)
     if args.loader_n > 0:
-        with stores(max(s for s, _ in parsed), 16, 4, not args.no_s3) as urls:
-            for (size, ngf), trained in zip(parsed, report["training"], strict=True):
+        consumed = {size: (trained["breastflow"]["images_per_s"], ngf)
+                    for (size, ngf), trained in zip(parsed, report["training"], strict=True)}
+        extra = [int(v) for v in args.loader_sizes.split(",") if v] if args.loader_sizes else []
+        with s3_endpoint(not args.no_s3) as bucket:
+            for size in dict.fromkeys([*consumed, *extra]):
+                urls = stores(size, args.loader_slices, 4, bucket)
                 figures = bench_loader(urls, size, args.batch, args.loader_n, args.loader_rounds)
-                consumed = trained["breastflow"]["images_per_s"]
-                for name in urls:
-                    figures[name]["loader_over_train"] = round(figures[name]["slices_per_s"] / consumed, 1)
-                figures["train_images_per_s"] = consumed
-                figures["ngf"] = ngf
+                if size in consumed:
+                    figures["train_images_per_s"], figures["ngf"] = consumed[size]
+                    for name in urls:
+                        figures[name]["loader_over_train"] = round(figures[name]["slices_per_s"] / consumed[size][0], 1)
                 report["loader"].append(figures)
                 print(json.dumps(figures), flush=True)
     report["loadavg_after"] = os.getloadavg()
