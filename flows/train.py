@@ -107,22 +107,24 @@ class TrainParameters(BaseModel):
         """The ``--set`` items of this form: ``overrides`` then the typed fields that are filled in.
 
         Raises:
-            ValueError: a key given both as a field and in ``overrides``.
+            ValueError: a key given both as a field and in ``overrides``, a setting the model
+                lacks, or a malformed override.
         """
-        typed = {name: getattr(self, name) for name in SET_FIELDS if getattr(self, name) is not None}
-        if "vgg_weights" not in typed and os.environ.get(VGG_WEIGHTS_ENV) and self.perceptual is not Perceptual.OFF \
-                and "vgg_weights" in MODELS.get(self.model).config_class.model_fields:
-            typed["vgg_weights"] = os.environ[VGG_WEIGHTS_ENV]
         config_class = MODELS.get(self.model).config_class
+        given = {(section, key) for section, values in parse_overrides(self.overrides).items() for key in values}
+        typed = {name: getattr(self, name) for name in SET_FIELDS if getattr(self, name) is not None}
         foreign = sorted(name for name in typed
                          if SHORT_KEYS[name][0] == "model" and name not in config_class.model_fields)
         if foreign:
             raise ValueError(f"model {self.model!r} has no setting {foreign} (its settings: "
                              f"{', '.join(config_class.model_fields)}); leave it empty")
-        given = {(section, key) for section, values in parse_overrides(self.overrides).items() for key in values}
         both = sorted(name for name in typed if SHORT_KEYS[name] in given)
         if both:
             raise ValueError(f"{both} given both as form fields and in overrides; keep one")
+        vgg = SHORT_KEYS["vgg_weights"]
+        if os.environ.get(VGG_WEIGHTS_ENV) and "vgg_weights" not in typed and vgg not in given \
+                and vgg[1] in config_class.model_fields and self.perceptual is not Perceptual.OFF:
+            typed["vgg_weights"] = os.environ[VGG_WEIGHTS_ENV]
         items = list(self.overrides)
         for name, value in typed.items():
             text = value.value if isinstance(value, Perceptual) else value if isinstance(value, str) else json.dumps(value)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Start a Prefect API server with its UI on http://127.0.0.1:PORT and create the
-# process work pool that deployments/prefect.yaml uses. The server stays in the
+# process work pools that deployments/prefect.yaml uses. The server stays in the
 # foreground; Ctrl-C stops it. Its database lives under $PREFECT_HOME (~/.prefect).
 #   usage: infra/start_prefect.sh [PORT]        (default 4200)
 set -euo pipefail
 PORT="${1:-4200}"
-POOL="breastflow-process"   # = definitions.work_pools.ingest_pool.name in deployments/prefect.yaml
+# = definitions.work_pools.ingest_pool.name and gpu_pool.name in deployments/prefect.yaml
+POOLS=("breastflow-process" "breastflow-gpu")
 API="http://127.0.0.1:$PORT/api"
 
 env -u PREFECT_API_URL prefect server start --host 127.0.0.1 --port "$PORT" &
@@ -17,8 +18,10 @@ for _ in $(seq 120); do
   sleep 1
 done
 curl -sf "$API/health" >/dev/null || { echo "prefect server not healthy after 120 s" >&2; exit 1; }
-if ! PREFECT_API_URL="$API" prefect work-pool inspect "$POOL" >/dev/null 2>&1; then
-  PREFECT_API_URL="$API" prefect work-pool create "$POOL" --type process
-fi
+for POOL in "${POOLS[@]}"; do
+  if ! PREFECT_API_URL="$API" prefect work-pool inspect "$POOL" >/dev/null 2>&1; then
+    PREFECT_API_URL="$API" prefect work-pool create "$POOL" --type process
+  fi
+done
 echo "Prefect server ready: UI http://127.0.0.1:$PORT  (export PREFECT_API_URL=$API)"
 wait "$SERVER_PID"

@@ -11,4 +11,5 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${PREFECT_API_URL:?set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api (infra/start_prefect.sh)}"
 # the deployment's pull step makes this checkout the flow run's working directory
 export BREASTFLOW_REPO="${BREASTFLOW_REPO:-$REPO}"
-exec prefect worker start --pool breastflow-process --work-queue ingest "$@"
+# BREASTFLOW_POOL / BREASTFLOW_QUEUE: another pool of deployments/prefect.yaml (breastflow-gpu / train)
+exec prefect worker start --pool "${BREASTFLOW_POOL:-breastflow-process}" --work-queue "${BREASTFLOW_QUEUE:-ingest}" "$@"

@@ -157,3 +157,5 @@ def test_vgg_weights_default_to_the_workers_environment(tmp_path, monkeypatch):
     off = TrainParameters(model="pix2pixhd", store=str(tmp_path), perceptual="off").train_run()
     assert off.model_options["vgg_weights"] is None
     assert "vgg_weights" not in TrainParameters(model="template", store=str(tmp_path)).train_run().model_options
+    form = TrainParameters(model="pix2pixhd", store=str(tmp_path), overrides=["vgg_weights=/other/vgg19.pth"])
+    assert form.train_run().model_options["vgg_weights"] == "/other/vgg19.pth"  # the form's own value wins
