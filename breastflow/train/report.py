@@ -38,9 +38,9 @@ def training_markdown(followed: FollowedRun) -> str:
     else:
         lines.append("* Ray dashboard: not available (Ray ran without a dashboard, or the run was already complete)")
     final = followed.final_losses
-    lines += ["", f"## Final losses (epoch {result.epochs})", ""]
+    lines += ["", f"## Final losses (mean over epoch {result.epochs})", ""]
     if final:
-        lines += ["| loss | value |", "|---|---|"]
+        lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {name} | {value:.6g} |" for name, value in sorted(final.items())]
     else:
         lines.append("No epoch finished.")
