@@ -5,8 +5,9 @@ Usage::
     python benchmarks/bench_generate.py [STORE] [--studies 4] [--split all] [--ngf 16] [--batch 8]
                                         [--rounds 5] [--device cpu|cuda] [--json PATH]
 
-Without ``STORE`` a tiny phantom cohort (``--studies``, seed 0, TINY profile: 64-96 matrix)
-is written and ingested into a temporary store. A randomly initialised Pix2PixHD (the full
+With ``STORE`` the synthetic sets ``bench-generate`` and ``bench-with-model`` are written
+into it. Without ``STORE`` a tiny phantom cohort (``--studies``, seed 0, TINY profile: 64-96 matrix)
+is written and ingested into a temporary store (removed at the end unless ``--keep``). A randomly initialised Pix2PixHD (the full
 layout: 4 downsamplings, 9 residual blocks; ``ngf = ndf = --ngf``; perceptual off) is saved
 with the engine's checkpoint layout (:func:`breastflow.train.checkpoint.save_checkpoint`,
 ``paired_phases`` pre -> post_1 at the stored size). Timed, alternating round by round
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -111,7 +113,27 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary store and checkpoint")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report: dict[str, Any] = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                              "loadavg_before": os.getloadavg()}
+    work = Path(tempfile.mkdtemp(prefix="bench-generate-"))
+    try:
+        report.update(measure(args, work))
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    report["loadavg_after"] = os.getloadavg()
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json is not None:
+        args.json.write_text(text)
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Build the store (unless given) and the checkpoint under ``work``, time the three paths; the figures."""
     from breastflow.generate.config import GenerateConfig, GenerateSplit
     from breastflow.generate.run import (
         GeneratorSource,
@@ -123,12 +145,8 @@ def main() -> None:
     from breastflow.store.fs import StoreLocation
     from breastflow.train.checkpoint import load_checkpoint
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cuda = torch.device(args.device).type == "cuda"
-    report: dict[str, Any] = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                              "loadavg_before": os.getloadavg()}
-    work = Path(tempfile.mkdtemp(prefix="bench-generate-"))
+    report: dict[str, Any] = {}
     t0 = time.perf_counter()
     store = args.store or build_phantom_store(work, args.studies)
     report["store_build_s"] = round(time.perf_counter() - t0, 1)
@@ -184,12 +202,9 @@ def main() -> None:
     report["setup"] = {"store": store, "split": args.split, "studies": len(written.studies), "slices": slices,
                        "generator_input_shapes": [list(s) for s in shapes], "batch": args.batch, "ngf": args.ngf,
                        "parameters": model.parameter_counts(), "rounds": args.rounds,
+                       "checkpoint_mb": round((checkpoint / "state.pt").stat().st_size / 2**20, 1),
                        "stored_dtype": str(np.dtype(next(iter(_dtypes(loc, written.studies)))))}
-    report["loadavg_after"] = os.getloadavg()
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json is not None:
-        args.json.write_text(text)
+    return report
 
 
 def _dtypes(loc: Any, studies: list[str]) -> set[str]:

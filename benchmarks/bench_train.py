@@ -190,11 +190,11 @@ def s3_endpoint(enabled: bool) -> Iterator[str | None]:
         yield bucket
 
 
-def stores(size: int, slices: int, studies: int, bucket: str | None) -> dict[str, str]:
-    """Synthetic stores (pre, post_1, lesion mask) of ``(slices, size, size)``: local and, with a bucket, on S3."""
+def stores(root: Path, size: int, slices: int, studies: int, bucket: str | None) -> dict[str, str]:
+    """Synthetic stores (pre, post_1, lesion mask) of ``(slices, size, size)``: under ``root`` and, with a bucket, on S3."""
     make = _paired_loader_module().synthetic_store
     shape = (slices, size, size)
-    urls = {"local": make(tempfile.mkdtemp(prefix="bench-train-") + "/store", studies, shape).url}
+    urls = {"local": make(str(root / f"store-{size}"), studies, shape).url}
     if bucket is not None:
         urls["s3"] = make(f"s3://{bucket}/store-{size}", studies, shape).url
     return urls
@@ -264,9 +264,9 @@ def main() -> None:
         consumed = {size: (trained["breastflow"]["images_per_s"], ngf)
                     for (size, ngf), trained in zip(parsed, report["training"], strict=True)}
         extra = [int(v) for v in args.loader_sizes.split(",") if v] if args.loader_sizes else []
-        with s3_endpoint(not args.no_s3) as bucket:
+        with s3_endpoint(not args.no_s3) as bucket, tempfile.TemporaryDirectory(prefix="bench-train-") as root:
             for size in dict.fromkeys([*consumed, *extra]):
-                urls = stores(size, args.loader_slices, 4, bucket)
+                urls = stores(Path(root), size, args.loader_slices, 4, bucket)
                 figures = bench_loader(urls, size, args.batch, args.loader_n, args.loader_rounds)
                 if size in consumed:
                     figures["train_images_per_s"], figures["ngf"] = consumed[size]
