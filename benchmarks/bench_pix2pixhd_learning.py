@@ -56,6 +56,7 @@ class LearningSettings:
         batch: slices per step; lesion_weight: how much more often lesion slices are drawn.
         lr: Adam learning rate (paper: 2e-4); norm: G and D normalisation (pix2pixHD: instance);
         lambda_fm: feature-matching weight (paper 003: 10); threads: torch intra-op threads.
+        slices: ``all`` axial slices or ``lesion`` slices plus margin (paper 003's choice).
     """
 
     studies: int = 12
@@ -71,6 +72,7 @@ class LearningSettings:
     lesion_weight: int = 4
     lr: float = 2e-4
     norm: str = "instance"
+    slices: str = "all"
     lambda_fm: float = 10.0
     threads: int = 2
     train_seed: int = 0
@@ -148,7 +150,8 @@ def train(store: str, out: Path, settings: LearningSettings) -> tuple[Path, dict
     torch.manual_seed(settings.train_seed)
     np.random.seed(settings.train_seed)
     torch.set_num_threads(settings.threads)
-    spec = PairedPhasesSpec(targets=("post_1",), augment=AugmentConfig(seed=settings.train_seed))
+    spec = PairedPhasesSpec(targets=("post_1",), slices=settings.slices,
+                            augment=AugmentConfig(seed=settings.train_seed))
     dataset = PairedPhasesDataset(store, spec)
     lesion_items = lesion_item_indices(store, dataset)
     options = {"ngf": settings.ngf, "ndf": settings.ndf, "n_downsample_global": settings.n_downsample,
@@ -238,11 +241,13 @@ def main() -> None:
     parser.add_argument("--norm", default="instance", choices=["instance", "batch", "none"])
     parser.add_argument("--lambda-fm", type=float, default=10.0)
     parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--slices", default="all", choices=["all", "lesion"])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     settings = LearningSettings(minutes=args.minutes, max_epochs=args.max_epochs, ngf=args.ngf, ndf=args.ngf,
                                 n_blocks=args.n_blocks, batch=args.batch, lesion_weight=args.lesion_weight,
-                                threads=args.threads, norm=args.norm, lambda_fm=args.lambda_fm, lr=args.lr)
+                                threads=args.threads, norm=args.norm, lambda_fm=args.lambda_fm, lr=args.lr,
+                                slices=args.slices)
     report = run(args.out, settings)
     import pandas as pd
 

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from bench_pix2pixhd_learning import LearningSettings, run  # noqa: E402
+from bench_pix2pixhd_learning import LearningSettings, run
 
 
 @pytest.mark.slow
