@@ -177,14 +177,16 @@ def test_nifti_export_has_the_real_affine(store, checkpoint, tmp_path):
     assert (image.dataobj.slope, image.dataobj.inter) == (2.0, -50.0)  # the remaining rescale as scl_slope/inter
 
 
-def test_cli_json(store, checkpoint):
+def test_cli_json(store, checkpoint, tmp_path):
     result = CliRunner().invoke(main, ["generate", str(checkpoint), store, "--split", "val", "--out", "x"])
     assert result.exit_code != 0 and "no val studies" in result.output
     result = CliRunner().invoke(main, ["generate", str(checkpoint), store, "--split", "train", "--out", "cli",
-                                       "--batch", "3", "--json"])
+                                       "--batch", "3", "--json", "--nifti", str(tmp_path / "nii")])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["name"] == "cli" and data["series"] == ["post_1"] and data["studies"] == 2
+    assert sorted(p.name for p in (tmp_path / "nii" / "cli").iterdir()) == ["stu-a_post_1.nii.gz",
+                                                                         "stu-b_post_1.nii.gz"]
 
 
 def test_default_name_is_model_run_epoch(store, checkpoint):
