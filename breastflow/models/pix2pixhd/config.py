@@ -34,6 +34,11 @@ class Pix2PixHDConfig(ModelConfig):
         perceptual: ``ON`` uses the VGG19 perceptual loss (needs ``vgg_weights``); ``OFF`` does not.
         lambda_perceptual: weight of the perceptual term (paper 003: 10).
         vgg_weights: local file holding a torchvision ``vgg19`` state dict (keys ``features.N.weight``).
+        lambda_l1: weight of a pixel L1 term between synthetic and real target. Not part of
+            paper 003 eq. 3 (default 0: the paper's objective). It is pix2pix's reconstruction
+            term (Isola et al. 2017, lambda 100); breastflow offers it, explicitly and recorded in
+            the run config, for runs that cannot use the VGG19 perceptual term (no weights offline),
+            where feature matching alone gives too weak a reconstruction signal (docs/train_results.md).
     """
 
     input_nc: int = Field(1, ge=1)
@@ -55,6 +60,7 @@ class Pix2PixHDConfig(ModelConfig):
     perceptual: Perceptual = Perceptual.ON
     lambda_perceptual: float = Field(10.0, ge=0)
     vgg_weights: Path | None = None
+    lambda_l1: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _supported_loss(self) -> Pix2PixHDConfig:

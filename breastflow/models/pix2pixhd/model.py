@@ -153,6 +153,8 @@ class Pix2PixHD(GanModel):
         g_fm = feature_matching_loss(pred_fake, pred_real, cfg.n_layers_d) if cfg.lambda_fm > 0 else zero
         g_per = self.perceptual(fake, target) if self.perceptual is not None else zero
         g_total = cfg.lambda_adv * g_adv + cfg.lambda_fm * g_fm + cfg.lambda_perceptual * g_per
+        if cfg.lambda_l1 > 0:  # pix2pix's reconstruction term; not in paper 003 (off by default)
+            g_total = g_total + cfg.lambda_l1 * F.l1_loss(fake, target)
         self.optimizers["generator"].zero_grad(set_to_none=True)
         g_total.backward()
         self.optimizers["generator"].step()
