@@ -56,6 +56,7 @@ class LearningSettings:
         batch: slices per step; lesion_weight: how much more often lesion slices are drawn.
         lr: Adam learning rate (paper: 2e-4); norm: G and D normalisation (pix2pixHD: instance);
         lambda_fm: feature-matching weight (paper 003: 10); threads: torch intra-op threads.
+        lambda_l1: pixel L1 weight (pix2pix's reconstruction term; 0 = paper 003 eq. 3).
         slices: ``all`` axial slices or ``lesion`` slices plus margin (paper 003's choice).
     """
 
@@ -74,6 +75,7 @@ class LearningSettings:
     norm: str = "instance"
     slices: str = "all"
     lambda_fm: float = 10.0
+    lambda_l1: float = 0.0
     threads: int = 2
     train_seed: int = 0
     extra: dict = field(default_factory=dict)
@@ -157,6 +159,7 @@ def train(store: str, out: Path, settings: LearningSettings) -> tuple[Path, dict
     options = {"ngf": settings.ngf, "ndf": settings.ndf, "n_downsample_global": settings.n_downsample,
                "n_blocks_global": settings.n_blocks, "perceptual": "off", "lr": settings.lr,
                "norm": settings.norm, "lambda_fm": settings.lambda_fm,
+               **({"lambda_l1": settings.lambda_l1} if settings.lambda_l1 else {}),
                "epochs": settings.max_epochs, "decay_epochs": 0}
     model = build_model("pix2pixhd", options)
     model.train()
@@ -242,12 +245,13 @@ def main() -> None:
     parser.add_argument("--lambda-fm", type=float, default=10.0)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--slices", default="all", choices=["all", "lesion"])
+    parser.add_argument("--lambda-l1", type=float, default=0.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     settings = LearningSettings(minutes=args.minutes, max_epochs=args.max_epochs, ngf=args.ngf, ndf=args.ngf,
                                 n_blocks=args.n_blocks, batch=args.batch, lesion_weight=args.lesion_weight,
                                 threads=args.threads, norm=args.norm, lambda_fm=args.lambda_fm, lr=args.lr,
-                                slices=args.slices)
+                                slices=args.slices, lambda_l1=args.lambda_l1)
     report = run(args.out, settings)
     import pandas as pd
 
