@@ -13,8 +13,16 @@ trains at ``lr / M`` and the rate is 0 once all ``N + M`` epochs are done.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
+
+if TYPE_CHECKING:
+    from breastflow.models.config import ModelConfig
 
 
 class LinearDecay:
@@ -46,3 +54,21 @@ def constant_then_linear_decay(optimizer: Optimizer, epochs: int, decay_epochs: 
         decay_epochs: epochs of linear decay to 0.
     """
     return LambdaLR(optimizer, lr_lambda=LinearDecay(epochs, decay_epochs))
+
+
+def adam_with_decay(networks: Mapping[str, nn.Module], config: ModelConfig
+                    ) -> tuple[dict[str, Optimizer], dict[str, LambdaLR]]:
+    """One Adam per network (``lr``, ``(beta1, beta2)`` of ``config``) and its constant-then-linear schedule.
+
+    The optimiser of paper 003 / pix2pixHD: Adam(2e-4, (0.5, 0.999)), ``epochs``
+    at the full rate then ``decay_epochs`` of linear decay to 0.
+
+    Returns:
+        (optimisers, schedulers), both keyed like ``networks``.
+    """
+    betas = (config.beta1, config.beta2)
+    optimizers: dict[str, Optimizer] = {
+        name: torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas) for name, net in networks.items()}
+    schedulers = {name: constant_then_linear_decay(opt, config.epochs, config.decay_epochs)
+                  for name, opt in optimizers.items()}
+    return optimizers, schedulers

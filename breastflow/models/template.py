@@ -29,7 +29,7 @@ from breastflow.models.enums import GanLoss
 from breastflow.models.gan_losses import adversarial_loss
 from breastflow.models.layers import init_weights, set_requires_grad
 from breastflow.models.registry import MODELS
-from breastflow.models.schedule import constant_then_linear_decay
+from breastflow.models.schedule import adam_with_decay
 
 
 class TemplateConfig(ModelConfig):
@@ -84,14 +84,7 @@ class TemplateModel(GanModel):
         self.networks = {"generator": generator, "discriminator": discriminator}
         for network in self.networks.values():
             network.apply(init_weights)
-        betas = (config.beta1, config.beta2)
-        self.optimizers = {
-            name: torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas) for name, net in self.networks.items()
-        }
-        self.schedulers = {
-            name: constant_then_linear_decay(opt, config.epochs, config.decay_epochs)
-            for name, opt in self.optimizers.items()
-        }
+        self.optimizers, self.schedulers = adam_with_decay(self.networks, config)
 
     @property
     def generator(self) -> nn.Module:

@@ -25,10 +25,14 @@ from breastflow.models.pix2pixhd.losses import (
     feature_matching_loss,
     multiscale_adversarial_loss,
 )
-from breastflow.models.pix2pixhd.networks import GlobalGenerator, LocalEnhancer, MultiscaleDiscriminator
+from breastflow.models.pix2pixhd.networks import (
+    GlobalGenerator,
+    LocalEnhancer,
+    MultiscaleDiscriminator,
+)
 from breastflow.models.pix2pixhd.vgg import load_vgg19_features
 from breastflow.models.registry import MODELS
-from breastflow.models.schedule import constant_then_linear_decay
+from breastflow.models.schedule import adam_with_decay
 
 
 def build_generator(config: Pix2PixHDConfig) -> nn.Module:
@@ -84,14 +88,7 @@ class Pix2PixHD(GanModel):
         if config.perceptual is Perceptual.ON:  # first: fail before building large networks
             self.perceptual = VggPerceptualLoss(load_vgg19_features(config.vgg_weights))
         self.networks = {"generator": build_generator(config), "discriminator": build_discriminator(config)}
-        betas = (config.beta1, config.beta2)
-        self.optimizers = {
-            name: torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas) for name, net in self.networks.items()
-        }
-        self.schedulers = {
-            name: constant_then_linear_decay(opt, config.epochs, config.decay_epochs)
-            for name, opt in self.optimizers.items()
-        }
+        self.optimizers, self.schedulers = adam_with_decay(self.networks, config)
 
     @property
     def generator(self) -> nn.Module:
