@@ -11,11 +11,10 @@ they apply to another series of the study only when it has the same
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from breastflow.data.slice_choice import MarginBasis, lesion_slices
 from breastflow.metrics.image_sets import ImageSet, load_image_folder
 from breastflow.metrics.selection import (
     IntensityScale,
@@ -120,12 +119,10 @@ def plan_slices(sel: StoreSelection, loc: StoreLocation, rows: pd.DataFrame, cat
             if boxes is None:
                 unannotated.append(row.study)
                 continue
-            margin = math.ceil(sel.margin * z)
-            picked: set[int] = set()
-            for box in boxes:
-                lo, hi = _box_slices(box, z)
-                picked.update(range(max(0, lo - margin), min(z - 1, hi + margin) + 1))
-            chosen = sorted(picked)
+            # one lesion-slice rule with the training datasets; the margin is a fraction of Z here
+            chosen = lesion_slices(boxes, z, sel.margin, MarginBasis.VOLUME_DEPTH)
+            if any(box.start_slice is None for box in boxes):  # projection (mammography) boxes: slice 0
+                chosen = sorted({0, *chosen})
         for k in chosen:
             if boxes is None:
                 label = None
