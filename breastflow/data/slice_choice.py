@@ -1,11 +1,14 @@
-"""Which axial slices a 2D dataset uses (paper 003 sec. 3.1).
+"""Which axial slices of a study are read (paper 003 sec. 3.1): one rule for datasets and selections.
 
 ``ALL``: every axial slice (the paper's single-phase model). ``LESION``: the
 slices of each lesion box plus a margin either side (the paper's multi-phase
 model: "5 % before the first and 5 % after the last tumour-containing slice").
 The margin is ``ceil(margin * n)`` slices, with ``n`` the box's extent in
 slices (``BOX_EXTENT``, default) or the volume's slice count
-(``VOLUME_DEPTH``, what the metrics selections use), clipped to the volume.
+(``VOLUME_DEPTH``, what store selections use), clipped to the volume.
+``EVERY``: every k-th slice (``0, k, 2k ...``), for evaluation selections
+(``slices=every&every=k``); the training datasets take ``ALL`` or ``LESION``.
+The values are the ``slices=`` words of the selection syntax and of dataset specs.
 Boxes are inclusive and 0-based (the store's convention, see
 :class:`breastflow.store.annotation_commit.LesionBox`).
 """
@@ -24,6 +27,7 @@ class SliceChoice(str, Enum):
 
     ALL = "all"
     LESION = "lesion"
+    EVERY = "every"
 
 
 class MarginBasis(str, Enum):

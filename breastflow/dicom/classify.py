@@ -51,6 +51,8 @@ from breastflow.deid.dates import seconds_after
 from breastflow.dicom.breast_evidence import Evidence, header_evidence, other_body_part, text_names_breast
 from breastflow.dicom.errors import NoPreContrast
 from breastflow.dicom.series import SeriesGroup, StudyGroup
+from breastflow.vocabulary import Laterality
+from breastflow.vocabulary import ViewPosition as MammoView
 
 
 class AcceptPolicy(str, Enum):
@@ -69,20 +71,6 @@ class SeriesRole(str, Enum):
     MAMMO = "mammo"
     OTHER = "other"  # stored with AcceptPolicy.ANY although it fits no protocol role
     UNKNOWN = "unknown"
-
-
-class MammoView(str, Enum):
-    """Standard screening mammography views."""
-
-    CC = "CC"
-    MLO = "MLO"
-
-
-class Laterality(str, Enum):
-    """Which breast."""
-
-    LEFT = "L"
-    RIGHT = "R"
 
 
 _DERIVED = re.compile(r"(?<![a-z])(subtract[a-z]*|sub|mip|mpr|diff[a-z]*)(?![a-z])", re.IGNORECASE)

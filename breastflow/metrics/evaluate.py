@@ -1,8 +1,8 @@
 """Evaluate a synthetic image set against a real one: the logic behind ``breastflow evaluate``.
 
-1. Inputs are folders (:func:`breastflow.metrics.image_sets.load_image_folder`)
-   or store selections (:mod:`breastflow.metrics.selection`), read as
-   :class:`~breastflow.metrics.image_sets.ImageSet`.
+1. Inputs are folders (:func:`breastflow.data.image_sets.load_image_folder`)
+   or store selections (:mod:`breastflow.data.selection`), read as
+   :class:`~breastflow.data.image_sets.ImageSet`.
 2. :func:`evaluate_sets` pairs or labels the sets, runs the requested metrics,
    each looked up by name in :data:`breastflow.metrics.evaluators.EVALUATORS`,
    per fairness group and the optional memorisation check, and returns one
@@ -25,14 +25,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from breastflow.metrics.evaluate_config import EvaluationConfig
-from breastflow.metrics.evaluators import EVALUATORS, EvaluationContext
-from breastflow.metrics.image_sets import (
+from breastflow.data.image_sets import (
     RESIZE_PROTOCOL,
     ImageSet,
     InputError,
     load_image_folder,
 )
+from breastflow.metrics.evaluate_config import EvaluationConfig
+from breastflow.metrics.evaluators import EVALUATORS, EvaluationContext
 
 
 @dataclass(frozen=True)
@@ -135,13 +135,13 @@ def evaluate_folders(real_dir: str | Path, fake_dir: str | Path, config: Evaluat
 
 def evaluate_inputs(real: str, fake: str, config: EvaluationConfig, train: str | None = None,
                     holdout: str | None = None) -> EvaluationResult:
-    """Load folders or store selections (:func:`breastflow.metrics.selection_loading.load_input`), then
+    """Load folders or store selections (:func:`breastflow.data.selection_loading.load_input`), then
     :func:`evaluate_sets`.
 
     Raises:
-        InputError: see :func:`evaluate_sets` and :func:`breastflow.metrics.selection_loading.load_selection`.
+        InputError: see :func:`evaluate_sets` and :func:`breastflow.data.selection_loading.load_selection`.
     """
-    from breastflow.metrics.selection_loading import load_input
+    from breastflow.data.selection_loading import load_input
 
     if (train is None) != (holdout is None):
         raise InputError("the memorisation check needs both --train and --holdout")

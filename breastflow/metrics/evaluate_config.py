@@ -36,7 +36,7 @@ class EvaluationConfig(BaseModel):
         batch_size: images per batch.
         resize: distribution metrics need one image size: every image is resized
             to ``(resize, resize)`` (protocol
-            :data:`breastflow.metrics.image_sets.RESIZE_PROTOCOL`) before them;
+            :data:`breastflow.data.image_sets.RESIZE_PROTOCOL`) before them;
             ``None`` = refuse sets of mixed sizes. Paired metrics always use the
             native size.
         by: fairness groupings (``vendor``, ``field_strength``, ``lesion_class``);

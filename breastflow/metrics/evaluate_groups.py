@@ -10,7 +10,7 @@ features already computed for the whole sets; a group with fewer than
 for its own neighbourhood size) gets ``failed: <reason>``, never a silent gap.
 
 Labels: ``vendor`` and ``field_strength`` come from the catalog, ``lesion_class``
-is per slice (:mod:`breastflow.metrics.selection_loading`: the classes of the lesion
+is per slice (:mod:`breastflow.data.selection_loading`: the classes of the lesion
 boxes that contain the slice, ``none`` for annotated slices outside every box;
 missing for studies without annotations, shown as the group ``<missing>``).
 Groups of one grouping partition the set, so their ``n_real`` sum to the total.
@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from breastflow.data.image_sets import ImageSet, InputError
 from breastflow.metrics import names
 from breastflow.metrics.evaluators import EvaluationContext, MetricEvaluator
 from breastflow.metrics.fairness import (
@@ -31,7 +32,6 @@ from breastflow.metrics.fairness import (
     STATUS_OK,
     metric_by_group,
 )
-from breastflow.metrics.image_sets import ImageSet, InputError
 
 #: Groupings ``evaluate`` knows, in report order.
 GROUPINGS = ("vendor", "field_strength", "lesion_class")

@@ -1,12 +1,12 @@
 """The metrics ``evaluate`` knows: one :class:`MetricEvaluator` per name in :data:`EVALUATORS`.
 
 An evaluator turns an :class:`EvaluationContext` (the real and synthetic
-:class:`~breastflow.metrics.image_sets.ImageSet`, the configuration and lazily
+:class:`~breastflow.data.image_sets.ImageSet`, the configuration and lazily
 computed stacks / features shared between metrics) into flat values keyed by
 :mod:`breastflow.metrics.names`. Paired metrics (``mse, mae, psnr, ssim,
 ms_ssim, lpips``) compare image pairs; set metrics (``fid_img, fid_rad, frd,
 nn_accuracy, precision_recall, density_coverage, moments, swd``) compare the
-sets as distributions and raise :class:`~breastflow.metrics.image_sets.InputError`
+sets as distributions and raise :class:`~breastflow.data.image_sets.InputError`
 when a set is too small for them.
 """
 
@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from breastflow.metrics import names
-from breastflow.metrics.evaluate_config import PIXELS, EvaluationConfig
-from breastflow.metrics.image_sets import (
+from breastflow.data.image_sets import (
     ImageSet,
     InputError,
     indices_by_shape,
     resize_images,
 )
+from breastflow.metrics import names
+from breastflow.metrics.evaluate_config import PIXELS, EvaluationConfig
 from breastflow.registry import Registry
 
 

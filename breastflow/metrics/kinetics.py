@@ -27,14 +27,7 @@ import numpy as np
 import pandas as pd
 
 from breastflow.metrics import names
-
-
-class CurveType(str, enum.Enum):
-    """BI-RADS kinetic curve type of the delayed phase."""
-
-    PERSISTENT = "persistent"
-    PLATEAU = "plateau"
-    WASHOUT = "washout"
+from breastflow.vocabulary import CurveType
 
 
 class Source(str, enum.Enum):

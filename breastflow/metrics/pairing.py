@@ -3,7 +3,7 @@
 * Two folders pair **by file name** (the original behaviour).
 * When either set comes from a store selection, or both folders name their
   files ``<study>_z<slice>.png`` / ``.npy`` / ``<study>.npy`` volumes, the sets
-  pair **by (study, slice)** (:func:`breastflow.metrics.selection.keys_from_names`).
+  pair **by (study, slice)** (:func:`breastflow.data.selection.keys_from_names`).
   Every real image needs exactly one synthetic counterpart of the same shape;
   synthetic images without a real counterpart are an error, except slices of
   a whole-volume ``<study>.npy`` file, which are dropped (and counted in a note)
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from breastflow.data.image_sets import ImageSet, InputError
 from breastflow.metrics.evaluate_config import EvaluationConfig
-from breastflow.metrics.image_sets import ImageSet, InputError
 
 KEY_COLUMNS = ("study", "slice")
 #: Labels that belong to a study (copied by study) vs to one slice (copied by (study, slice)).
@@ -75,7 +75,7 @@ def pair_sets(real: ImageSet, fake: ImageSet, notes: list[str]) -> ImageSet:
         InputError: a real image without a counterpart, an unmatched synthetic
             image, duplicate keys, a shape mismatch, or one keyed and one unkeyed set.
     """
-    from breastflow.metrics.selection import image_name
+    from breastflow.data.selection import image_name
 
     real_keys, fake_keys = keys_of(real), keys_of(fake)
     if real_keys is None and fake_keys is None:

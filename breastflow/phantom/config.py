@@ -6,6 +6,10 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from breastflow.vocabulary import CurveType, LesionClass
+
+__all__ = ["CurveType", "LesionClass", "Modality", "PhantomConfig", "Profile", "TransferSyntax"]
+
 
 class Profile(str, Enum):
     """Size profile. ``TINY`` is for tests and demos (64-96 matrix, few slices);
@@ -41,21 +45,6 @@ class TransferSyntax(str, Enum):
             TransferSyntax.JPEGLS_LOSSLESS: pydicom.uid.JPEGLSLossless,
             TransferSyntax.RLE: pydicom.uid.RLELossless,
         }[self]
-
-
-class LesionClass(str, Enum):
-    """Lesion class, as in paper 001's conditioning labels (healthy = no lesion)."""
-
-    BENIGN = "benign"
-    MALIGNANT = "malignant"
-
-
-class CurveType(str, Enum):
-    """Delayed-phase shape of a time-intensity curve (BI-RADS MRI lexicon)."""
-
-    PERSISTENT = "persistent"
-    PLATEAU = "plateau"
-    WASHOUT = "washout"
 
 
 class PhantomConfig(BaseModel):

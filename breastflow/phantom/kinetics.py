@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from breastflow.phantom.config import CurveType, LesionClass
+from breastflow.vocabulary import CurveType, LesionClass
 
 # Margins used when drawing (tighter than the +-10 % used to classify).
 WASHOUT_MARGIN = 0.18

@@ -21,11 +21,11 @@ import numpy as np
 from scipy import ndimage
 
 from breastflow.phantom.anatomy import Anatomy
-from breastflow.phantom.config import CurveType, LesionClass
 from breastflow.phantom.fields import SmoothField, draw_field
 from breastflow.phantom.geometry import Grid, sub_grid
 from breastflow.phantom.kinetics import Kinetics, draw_curve_type, draw_lesion_kinetics
 from breastflow.phantom.vessels import vessel_occupancy
+from breastflow.vocabulary import CurveType, LesionClass
 
 PLACEMENT_STEP_MM = 4.0
 

@@ -28,9 +28,10 @@ from breastflow.phantom.dicom_io import apply_identity, make_uid, save, set_pixe
 from breastflow.phantom.mammo_anatomy import BreastShape, draw_breast_shape, draw_density, render_view
 from breastflow.phantom.mammo_lesions import LesionKind, LesionSpec, draw_lesions
 from breastflow.phantom.mammo_vendors import MAMMO_VENDORS, MammoVendorStyle, Photometric, present
-from breastflow.phantom.mammo_views import VIEWS, Density, Laterality, MammoView, ViewPosition
+from breastflow.phantom.mammo_views import VIEWS, Density, MammoView
 from breastflow.phantom.phi import FakeIdentity, draw_identity
 from breastflow.phantom.records import StudyResult
+from breastflow.vocabulary import Laterality, ViewPosition
 
 MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
 TINY_ROWS = 256

@@ -35,7 +35,8 @@ import numpy as np
 from scipy import ndimage, special
 
 from breastflow.phantom.mammo_lesions import LesionKind, LesionSpec, add_calcifications, mass_paths
-from breastflow.phantom.mammo_views import Density, Laterality, MammoView, ViewPosition
+from breastflow.phantom.mammo_views import Density, MammoView
+from breastflow.vocabulary import Laterality, ViewPosition
 
 FAT_RATIO = 0.56  # mu_fat / mu_gland
 SKIN_RATIO = 1.1  # mu_skin / mu_gland

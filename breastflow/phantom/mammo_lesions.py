@@ -13,8 +13,7 @@ from enum import Enum
 
 import numpy as np
 
-from breastflow.phantom.config import LesionClass
-from breastflow.phantom.mammo_views import Laterality
+from breastflow.vocabulary import Laterality, LesionClass
 
 CALC_RATIO = 25.0  # mu_calcium / mu_gland (effective, for visibility)
 

@@ -5,19 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-
-class Laterality(str, Enum):
-    """Image laterality (0020,0062)."""
-
-    LEFT = "L"
-    RIGHT = "R"
-
-
-class ViewPosition(str, Enum):
-    """Mammographic projection (0018,5101)."""
-
-    CC = "CC"
-    MLO = "MLO"
+from breastflow.vocabulary import Laterality, ViewPosition
 
 
 class Density(str, Enum):

@@ -70,6 +70,14 @@ class LesionBox(BaseModel):
             return (rows, cols)
         return ((self.start_slice, self.end_slice), rows, cols)  # type: ignore[return-value]
 
+    def array_index(self) -> tuple[slice, ...]:
+        """The box as a half-open numpy index (``stop = end + 1``) over :meth:`bounds_zyx`'s axes.
+
+        The one conversion from the store's inclusive boxes to half-open ranges,
+        e.g. ``volume[box.array_index()]`` is the box's voxels.
+        """
+        return tuple(slice(start, end + 1) for start, end in self.bounds_zyx())
+
 
 class AnnotationRecord(BaseModel):
     """The PHI-free record of a study's committed annotations.

@@ -104,6 +104,8 @@ def test_registry_names_the_nearest_family(store):
         build_dataset("paired_phase", store, {})
     with pytest.raises(ValueError, match="also a target"):
         _spec(targets=("pre",))
+    with pytest.raises(ValueError, match="'every' is for evaluation selections"):
+        build_dataset("paired_phases", store, {"slices": "every"})
 
 
 def test_values_are_the_stored_raw_values_through_one_study_unit(store):

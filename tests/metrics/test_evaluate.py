@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 from skimage.metrics import mean_squared_error, structural_similarity
 
+from breastflow.data.image_sets import InputError, load_image_folder
 from breastflow.metrics import names
 from breastflow.metrics.evaluate import evaluate_folders
 from breastflow.metrics.evaluate_config import EvaluationConfig
-from breastflow.metrics.image_sets import InputError, load_image_folder
 from breastflow.metrics.moments import compare_moments
 from breastflow.metrics.nn_accuracy import nn_accuracy
 from breastflow.metrics.report import write_report

@@ -11,16 +11,16 @@ from phantom_store import PhantomStore, build_phantom_store
 from skimage.metrics import mean_squared_error, structural_similarity
 
 from breastflow.cli import main
+from breastflow.data.image_sets import InputError, resize_images
+from breastflow.data.selection_loading import load_selection
 from breastflow.metrics import names
 from breastflow.metrics.evaluate import evaluate_inputs
 from breastflow.metrics.evaluate_config import EvaluationConfig
 from breastflow.metrics.evaluate_groups import DISTRIBUTION, PER_CASE
 from breastflow.metrics.fairness import ALL_GROUP
-from breastflow.metrics.image_sets import InputError, resize_images
 from breastflow.metrics.nn_accuracy import nn_accuracy
 from breastflow.metrics.privacy import DistanceSpace, memorisation_distances
 from breastflow.metrics.report import write_report
-from breastflow.metrics.selection_loading import load_selection
 
 
 @pytest.fixture(scope="session")

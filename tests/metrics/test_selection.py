@@ -1,4 +1,4 @@
-"""Store selections: parsing, slice policies, intensity scales, and reads equal to pydicom's."""
+"""Store selections: parsing, slice choices, intensity scales, and reads equal to pydicom's."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import pandas as pd
 import pytest
 from phantom_store import PhantomStore, build_phantom_store
 
-from breastflow.metrics.image_sets import InputError
-from breastflow.metrics.selection import (
+from breastflow.data.image_sets import InputError
+from breastflow.data.selection import (
     IntensityScale,
     SelectionError,
-    SlicePolicy,
     StoreSelection,
     is_store_selection,
     keys_from_names,
     parse_selection,
 )
-from breastflow.metrics.selection_loading import load_input, load_selection
+from breastflow.data.selection_loading import load_input, load_selection
+from breastflow.data.slice_choice import SliceChoice
 from breastflow.store.splits import Split
 
 
@@ -31,12 +31,12 @@ def phantom(tmp_path_factory) -> PhantomStore:
 @pytest.mark.parametrize("text, expected", [
     ("store:///data/s?series=post_1", {"store": "/data/s", "series": "post_1"}),
     ("store:///data/s?series=pre&split=train,val&slices=lesion&margin=0.1",
-     {"series": "pre", "splits": (Split.TRAIN, Split.VAL), "slices": SlicePolicy.LESION, "margin": 0.1}),
+     {"series": "pre", "splits": (Split.TRAIN, Split.VAL), "slices": SliceChoice.LESION, "margin": 0.1}),
     ("s3://bucket/store?series=post_2&vendor=GE,Siemens&field_strength=1.5,3&scale=per-case",
      {"store": "s3://bucket/store", "vendors": ("ge", "siemens"), "field_strengths": (1.5, 3.0),
           "scale": IntensityScale.PER_CASE}),
     ("store://rel/store?series=t2&slices=every&every=4&study=stu-a,stu-b&annotated=true",
-     {"store": "rel/store", "slices": SlicePolicy.EVERY, "every": 4, "studies": ("stu-a", "stu-b"), "annotated_only": True}),
+     {"store": "rel/store", "slices": SliceChoice.EVERY, "every": 4, "studies": ("stu-a", "stu-b"), "annotated_only": True}),
 ])
 def test_parse_selection_fields_and_round_trip(text, expected):
     sel = parse_selection(text)

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from phantom_store import KEY, PhantomStore, build_phantom_store
 
+from breastflow.data.selection import SelectionError
+from breastflow.data.selection_loading import load_selection
 from breastflow.metrics import names
 from breastflow.metrics.evaluate import evaluate_inputs
 from breastflow.metrics.evaluate_config import EvaluationConfig
-from breastflow.metrics.selection import SelectionError
-from breastflow.metrics.selection_loading import load_selection
 from breastflow.store.local_s3 import local_s3
 
 pytestmark = pytest.mark.integration

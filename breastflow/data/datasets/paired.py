@@ -80,6 +80,13 @@ class PairedPhasesSpec(DatasetSpec):
     image_size: int | None = Field(default=None, ge=8)
     augment: AugmentConfig | None = None
 
+    @field_validator("slices")
+    @classmethod
+    def _dataset_slices(cls, value: SliceChoice) -> SliceChoice:
+        if value is SliceChoice.EVERY:
+            raise ValueError("slices='every' is for evaluation selections; a training dataset takes 'all' or 'lesion'")
+        return value
+
     @field_validator("source")
     @classmethod
     def _source_name(cls, value: str) -> str:

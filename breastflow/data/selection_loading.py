@@ -1,12 +1,13 @@
 """Reading a store selection: the selected slices as images with a metadata table.
 
-The catalog is filtered by the selection's keys (:mod:`breastflow.metrics.selection`),
+The catalog is filtered by the selection's keys (:mod:`breastflow.data.selection`),
 then :func:`plan_slices` picks the slices of each series and labels them, and
 :func:`load_selection` reads them in batches (optionally scaled per case).
 Lesion boxes come from the committed annotation record
 (:mod:`breastflow.store.annotation_commit`) and index the pre-contrast grid;
 they apply to another series of the study only when it has the same
-``(Z, Y, X)`` shape. :func:`load_input` reads either a selection or a folder.
+``(Z, Y, X)`` shape. Boxes stay inclusive and 0-based (the data layer's
+convention, :mod:`breastflow.data`) throughout. :func:`load_input` reads either a selection or a folder.
 """
 
 from __future__ import annotations
@@ -14,18 +15,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from breastflow.data.slice_choice import MarginBasis, lesion_slices
-from breastflow.metrics.image_sets import ImageSet, load_image_folder
-from breastflow.metrics.selection import (
+from breastflow.data.image_sets import ImageSet, load_image_folder
+from breastflow.data.selection import (
     IntensityScale,
     SelectionError,
-    SlicePolicy,
     StoreSelection,
     image_name,
     is_store_selection,
     keys_from_names,
     parse_selection,
 )
+from breastflow.data.slice_choice import MarginBasis, SliceChoice, lesion_slices
 from breastflow.store.fs import StoreLocation
 
 PRE_SERIES = "pre"
@@ -111,9 +111,9 @@ def plan_slices(sel: StoreSelection, loc: StoreLocation, rows: pd.DataFrame, cat
     for _, row in rows.iterrows():
         z = int(row.z)
         boxes = _study_boxes(loc, row, catalog, sel)
-        if sel.slices is SlicePolicy.ALL:
+        if sel.slices is SliceChoice.ALL:
             chosen = list(range(z))
-        elif sel.slices is SlicePolicy.EVERY:
+        elif sel.slices is SliceChoice.EVERY:
             chosen = list(range(0, z, sel.every))
         else:
             if boxes is None:
@@ -172,13 +172,9 @@ def pre_contrast_scale(loc: StoreLocation, study: str) -> float:
 
 
 def _slice_reader(loc: StoreLocation):
-    """Batched slice reads: :class:`breastflow.data.slices.SliceReader` when present, else zarr's orthogonal indexing."""
-    try:
-        from breastflow.data.slices import SliceReader
-    except ImportError:
-        from breastflow.store.zarr_io import open_series_array
+    """Batched slice reads through :class:`breastflow.data.slices.SliceReader`."""
+    from breastflow.data.slices import SliceReader
 
-        return lambda study, series, index: np.asarray(open_series_array(loc, study, series).oindex[index, :, :])
     reader = SliceReader(loc)
     return lambda study, series, index: reader.read_slices(study, series, [int(i) for i in index])
 

@@ -37,7 +37,7 @@ Every image is named ``<study>_z<slice:04d>`` (:func:`image_name`); a folder of
 synthetic images pairs with a selection when its files are named
 ``<study>_z<slice>.png`` / ``.npy`` or are 3-D ``<study>.npy`` volumes (image
 ``i`` = slice ``i``), see :func:`keys_from_names`. Reading the selected slices:
-:func:`breastflow.metrics.selection_loading.load_selection`.
+:func:`breastflow.data.selection_loading.load_selection`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from breastflow.metrics.image_sets import InputError
+from breastflow.data.image_sets import InputError
+from breastflow.data.slice_choice import SliceChoice
 from breastflow.store import layout
 from breastflow.store.fs import is_remote
 from breastflow.store.splits import Split
@@ -61,14 +62,6 @@ _STACK_SLICE = re.compile(r"^(?P<study>[a-z0-9][a-z0-9_\-]*)\.npy\[(?P<slice>\d+
 
 class SelectionError(InputError):
     """A selection string or its content is wrong; the message says what and how to fix it."""
-
-
-class SlicePolicy(str, Enum):
-    """Which axial slices of each selected series are used."""
-
-    ALL = "all"
-    LESION = "lesion"
-    EVERY = "every"
 
 
 class IntensityScale(str, Enum):
@@ -89,7 +82,7 @@ class StoreSelection(BaseModel):
         field_strengths: allowed field strengths in tesla; ``None`` = all.
         studies: allowed study pseudonyms; ``None`` = all.
         annotated_only: keep only studies with committed annotations.
-        slices: slice policy; margin: lesion margin (fraction of Z); every: k of ``every``.
+        slices: slice choice; margin: lesion margin (fraction of Z); every: k of ``every``.
         scale: intensity scale policy.
         synthetic: name of a synthetic set to read ``series`` from; ``None`` = the real series.
     """
@@ -103,7 +96,7 @@ class StoreSelection(BaseModel):
     field_strengths: tuple[float, ...] | None = None
     studies: tuple[str, ...] | None = None
     annotated_only: bool = False
-    slices: SlicePolicy = SlicePolicy.ALL
+    slices: SliceChoice = SliceChoice.ALL
     margin: float = Field(default=0.05, ge=0.0, lt=1.0)
     every: int = Field(default=1, ge=1)
     scale: IntensityScale = IntensityScale.RAW
@@ -133,9 +126,9 @@ class StoreSelection(BaseModel):
         if self.annotated_only:
             query.append(("annotated", "true"))
         query.append(("slices", self.slices.value))
-        if self.slices is SlicePolicy.LESION:
+        if self.slices is SliceChoice.LESION:
             query.append(("margin", repr(self.margin)))
-        if self.slices is SlicePolicy.EVERY:
+        if self.slices is SliceChoice.EVERY:
             query.append(("every", str(self.every)))
         query.append(("scale", self.scale.value))
         base = self.store if is_remote(self.store) else f"{STORE_SCHEME}{self.store}"
@@ -163,7 +156,7 @@ def parse_selection(text: str) -> StoreSelection:
 
     Raises:
         SelectionError: not a selection URL, no ``series``, an unknown or repeated
-            key, an unknown split / slice policy / scale, a malformed number.
+            key, an unknown split / slice choice / scale, a malformed number.
     """
     if not is_store_selection(text):
         raise SelectionError(f"{text!r} is not a store selection: write store:///path/to/store?series=post_1 "
@@ -202,13 +195,13 @@ def parse_selection(text: str) -> StoreSelection:
                     raise ValueError(f"annotated must be true or false, got {value!r}")
                 fields["annotated_only"] = value.lower() == "true"
             elif key == "slices":
-                fields["slices"] = SlicePolicy(value)
+                fields["slices"] = SliceChoice(value)
             elif key == "scale":
                 fields["scale"] = IntensityScale(value)
             else:
                 fields[key] = float(value) if key == "margin" else int(value)
         except ValueError as err:
-            choices = {"split": [s.value for s in Split], "slices": [p.value for p in SlicePolicy],
+            choices = {"split": [s.value for s in Split], "slices": [p.value for p in SliceChoice],
                        "scale": [s.value for s in IntensityScale]}.get(key)
             extra = f" (choose from {', '.join(choices)})" if choices else ""
             raise SelectionError(f"{text!r}: bad value {value!r} for {key!r}{extra}: {err}") from err

@@ -3,7 +3,7 @@
 :func:`load_image_folder` reads a folder of 8/16-bit grayscale PNGs and
 ``.npy`` arrays (a 2-D array is one image, a 3-D ``(N, H, W)`` stack is ``N``
 images named ``file.npy[i]``), in sorted file-name order. Store selections
-are read into the same type by :mod:`breastflow.metrics.selection_loading`.
+are read into the same type by :mod:`breastflow.data.selection_loading`.
 Nothing is silently skipped: unreadable files, files of other types, NaNs and
 empty folders are :class:`InputError` naming the file.
 """
