@@ -8,6 +8,8 @@ Shapes are per item (a loader adds the batch dimension ``B`` in front):
   phase(s)); absent for unpaired/unconditional families.
 * ``MASK``: ``(1, H, W)`` uint8 lesion mask (0 where there is no annotation).
 * ``LABEL``: ``int64`` class label (lesion class, vendor domain ...).
+* ``TARGET_LABEL``: ``int64`` class label of ``TARGET`` where it differs from
+  ``IMAGE``'s (``vendor_domains``: the target's domain).
 * ``KEY``: PHI-free string naming the sample (``<study>/<series>/z<k>``; an item
   spanning several series of a study, e.g. ``paired_phases``: ``<study>/z<k>``).
 """
@@ -20,4 +22,5 @@ IMAGE: Final = "image"
 TARGET: Final = "target"
 MASK: Final = "mask"
 LABEL: Final = "label"
+TARGET_LABEL: Final = "target_label"
 KEY: Final = "key"
