@@ -16,6 +16,7 @@ from breastflow.data.datasets.lesion_patches import (
     LesionPatchesSpec,
     LesionSlices,
     PatchClass,
+    _patch_class,
     crop_padded,
 )
 from breastflow.data.datasets.paired import MissingPhaseError
@@ -213,3 +214,11 @@ def test_unclassified_lesions_and_impossible_healthy_patches(tmp_path, store):
 def test_crop_padded(top, left, expected):
     arrays = np.arange(9).reshape(1, 3, 3)
     assert crop_padded(arrays, top, left, 2, np.array([9])).tolist() == [expected]
+
+
+@pytest.mark.parametrize(("stored", "expected"), [
+    ("malignant", PatchClass.MALIGNANT), (" Benign ", PatchClass.BENIGN), ("MALIGNANT", PatchClass.MALIGNANT),
+    ("mass", None), (None, None), ("healthy", None),
+])
+def test_stored_lesion_classes_map_to_patch_labels(stored, expected):
+    assert _patch_class(stored) is expected

@@ -57,6 +57,7 @@ from breastflow.data.version import ANNOTATIONS, dataset_version
 from breastflow.store import layout
 from breastflow.store.annotation_commit import LESION_MASK, read_annotation_commits
 from breastflow.store.catalog import read_catalog
+from breastflow.vocabulary import LesionClass
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,8 @@ log = logging.getLogger(__name__)
 class PatchClass(IntEnum):
     """Class label of a patch (paper 001's conditions: no findings, benign, malignant).
 
-    ``BENIGN`` and ``MALIGNANT`` are read from a box's ``lesion_class``
-    (``"benign"``/``"malignant"``, case-insensitive).
+    ``BENIGN`` and ``MALIGNANT`` are read from a box's ``lesion_class``: the
+    :class:`breastflow.vocabulary.LesionClass` values, case-insensitive (:data:`LESION_LABELS`).
     """
 
     HEALTHY = 0
@@ -284,9 +285,17 @@ class LesionPatchesDataset(StoreDataset):
                            "lesions; lower min_body_fraction, patch_size or healthy_gap")
 
 
+#: Patch label of each lesion class of the shared vocabulary.
+LESION_LABELS: dict[LesionClass, PatchClass] = {LesionClass.BENIGN: PatchClass.BENIGN,
+                                                LesionClass.MALIGNANT: PatchClass.MALIGNANT}
+
+
 def _patch_class(lesion_class: str | None) -> PatchClass | None:
-    name = (lesion_class or "").strip().upper()
-    return PatchClass[name] if name in ("BENIGN", "MALIGNANT") else None
+    """The label of a stored (free-text) lesion class, ``None`` when it is no :class:`LesionClass` value."""
+    try:
+        return LESION_LABELS[LesionClass((lesion_class or "").strip().lower())]
+    except ValueError:
+        return None
 
 
 def _body_share(body: np.ndarray, size: int) -> np.ndarray:

@@ -49,6 +49,7 @@ from breastflow.data.datasets.resize import resize_image, resize_labels
 from breastflow.data.version import ANNOTATIONS, dataset_version
 from breastflow.store.annotation_commit import read_annotation_commits
 from breastflow.store.catalog import read_catalog, view_of
+from breastflow.vocabulary import Laterality, ViewPosition
 
 #: Largest sampling grid side used for the percentiles (``s = min(rows, cols) // SAMPLE_SIDE``).
 SAMPLE_SIDE = 512
@@ -88,7 +89,7 @@ class MammogramsSpec(DatasetSpec):
 
     Attributes:
         image_size: output side ``S``, a power of two >= 4.
-        views: view positions to use (``CC``, ``MLO``).
+        views: view positions to use (:class:`breastflow.vocabulary.ViewPosition` values, ``CC``, ``MLO``).
         orient: flip right-breast views so the chest wall is on the left.
         intensity: the per-image percentile rule (replaces the MRI study-unit rule).
     """
@@ -109,8 +110,9 @@ class MammogramsSpec(DatasetSpec):
     @classmethod
     def _view_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         names = tuple(v.upper() for v in value)
-        if not names or any(v not in ("CC", "MLO") for v in names):
-            raise ValueError(f"views {value} must be a non-empty subset of ('CC', 'MLO')")
+        known = tuple(v.value for v in ViewPosition)
+        if not names or any(v not in known for v in names):
+            raise ValueError(f"views {value} must be a non-empty subset of {known}")
         return names
 
 
@@ -199,7 +201,7 @@ class MammogramsDataset(StoreDataset):
         mask = np.zeros(image.shape, np.uint8)
         for y0, y1, x0, x1, lesion_id in self.boxes.get((study, series), []):
             mask[0, y0:y1 + 1, x0:x1 + 1] = lesion_id
-        if self.spec.orient and laterality == "R":
+        if self.spec.orient and laterality == Laterality.RIGHT.value:
             image, mask = image[..., ::-1], mask[..., ::-1]
         height, width = image.shape[1:]
         scale = size / max(height, width)
