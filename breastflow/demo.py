@@ -1,4 +1,4 @@
-"""The main job on embedded defaults: phantom cohort -> store -> baseline evaluation.
+"""The main job on embedded defaults: phantom cohort -> store -> baselines -> Pix2PixHD on Ray Train -> comparison.
 
 ``breastflow demo OUT`` runs every stage that exists today, end to end, on a
 small phantom cohort, with no server to start by hand:
@@ -14,27 +14,46 @@ small phantom cohort, with no server to start by hand:
 5. measures each annotated lesion's contrast-kinetics curve (mean in its
    Duke-style box per phase, paper 003 Fig 7) on the *stored* phases and checks
    it against the curve type the phantom designed: a check that ingestion kept
-   the enhancement between phases.
+   the enhancement between phases;
+6. trains Pix2PixHD briefly (:class:`DemoTraining`; :mod:`breastflow.demo_model`) on the training split with
+   the project's engine on Ray Train (a local Ray instance started and shut
+   down here), writes the held-out studies' synthetic ``post_1`` with
+   ``breastflow generate``'s library call, and compares it against the two
+   baselines (:func:`breastflow.generate.compare.compare_with_baselines`:
+   lesion-box MAE, whole-image MAE, PSNR, SSIM), saying per metric whether the
+   model beats both.
 
 The baselines are honest lower bounds that a trained Pix2PixHD must beat; they
 are not presented as models. Intensities are compared on a per-case scale that
 keeps enhancement between phases (divided by the pre-contrast 99th percentile
 inside the study), never per-phase min-max.
+
+A second run in the same ``OUT`` does not repeat work: ingestion skips committed
+series, training continues the run of the same name (and returns at once when it
+is complete), and an existing synthetic set of the same checkpoint is reused.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from breastflow.deid.pseudonym import KEY_ENV_VAR
+
+if TYPE_CHECKING:
+    from breastflow.demo_model import ModelStep
+    from breastflow.train.config import TrainRun
 
 PRE, POST1 = "pre", "post_1"
 BASELINE_METRICS = ("mse", "mae", "psnr", "ssim")
@@ -57,6 +76,10 @@ class DemoResult:
             splits) or ``"all"`` when the small cohort's split held none out.
         kinetics: one row per annotated lesion with >= 2 post-contrast phases:
             study, lesion, designed and measured curve type.
+        model: the Pix2PixHD step (training, synthetic set, comparison); None when skipped.
+        model_skipped: why the model step was skipped (None when it ran).
+        timings: wall seconds per step (``phantom``, ``ingest``, ``catalog``, ``baselines``,
+            ``kinetics``, ``train``, ``generate``, ``compare``; the last three only when the model step ran).
     """
 
     cohort_dir: Path
@@ -68,6 +91,9 @@ class DemoResult:
     eval_studies: list[str]
     eval_set: str
     kinetics: pd.DataFrame
+    model: ModelStep | None = None
+    model_skipped: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @contextmanager
@@ -115,18 +141,31 @@ def fit_linear_baseline(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[flo
 
 
 def load_pairs(store: str, catalog: pd.DataFrame, studies: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Read ``(pre, post_1)`` of ``studies`` from the store on the per-case scale."""
+    """Read ``(pre, post_1)`` of ``studies`` from the store on the per-case scale.
+
+    Stored values are first mapped to physical values with each series' rescale
+    slope/intercept (:func:`breastflow.generate.compare.read_physical`, the rule the
+    model comparison uses too).
+    """
+    from breastflow.generate.compare import read_physical
     from breastflow.store.fs import StoreLocation
-    from breastflow.store.zarr_io import open_series_array
 
     loc = StoreLocation.from_url(store)
     pairs = []
     for study in studies:
-        pre = np.asarray(open_series_array(loc, study, PRE)[:], dtype=np.float64)
-        post = np.asarray(open_series_array(loc, study, POST1)[:], dtype=np.float64)
+        pre = read_physical(loc, study, PRE)
+        post = read_physical(loc, study, POST1)
         scale = per_case_scale(pre)
         pairs.append((pre / scale, post / scale))
     return pairs
+
+
+def paired_studies(catalog: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Studies with both ``pre`` and ``post_1``: ``(train split, val + test splits)``, each sorted."""
+    with_pair = catalog.groupby("study")["series"].agg(set)
+    usable = sorted(s for s, roles in with_pair.items() if {PRE, POST1} <= roles)
+    split = catalog.drop_duplicates("study").set_index("study")["split"]
+    return [s for s in usable if split[s] == "train"], [s for s in usable if split[s] != "train"]
 
 
 def evaluate_baselines(store: str, catalog: pd.DataFrame) -> tuple[pd.DataFrame, list[str], str]:
@@ -145,13 +184,11 @@ def evaluate_baselines(store: str, catalog: pd.DataFrame) -> tuple[pd.DataFrame,
     """
     from breastflow.metrics.paired import paired_metrics
 
-    with_pair = catalog.groupby("study")["series"].agg(set)
-    usable = sorted(s for s, roles in with_pair.items() if {PRE, POST1} <= roles)
+    train, held_out = paired_studies(catalog)
+    usable = sorted([*train, *held_out])
     if not usable:
         raise ValueError("no study in the store has both a pre-contrast and a first post-contrast series")
-    split = catalog.drop_duplicates("study").set_index("study")["split"]
-    train = [s for s in usable if split[s] == "train"] or usable
-    held_out = [s for s in usable if split[s] != "train"]
+    train = train or usable
     eval_set = "held-out" if held_out else "all"
     held_out = held_out or usable
     a, b = fit_linear_baseline(load_pairs(store, catalog, train))
@@ -207,7 +244,113 @@ def kinetics_check(store: str, catalog: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["study", "lesion", "lesion_class", "designed", "measured"])
 
 
-def run_demo(out_dir: Path, studies: int = 12, seed: int = 0, workers: int = 2) -> DemoResult:
+@dataclass(frozen=True)
+class DemoTraining:
+    """The demo's Pix2PixHD run: every setting in one place (the lead tunes the defaults here).
+
+    Sized so that training takes a few minutes on 2 CPU cores; not a setting to
+    expect a good generator from (``docs/train_results.md``). Paper 003's
+    objective (eq. 3: LSGAN + feature matching + VGG19 perceptual) with two
+    changes, both recorded in the run's config: the perceptual term is off (the
+    VGG19 weights cannot be obtained offline) and pix2pix's pixel L1 term
+    (Isola et al. 2017, weight ``lambda_l1``) is *added* to eq. 3 as the
+    reconstruction signal that replaces it.
+
+    Attributes:
+        model: registry name of the family.
+        ngf, ndf, n_downsample_global, n_blocks_global: Pix2PixHD network sizes
+            (:class:`breastflow.models.pix2pixhd.config.Pix2PixHDConfig`).
+        perceptual: ``"on"`` needs ``vgg_weights`` in the model options; ``"off"`` here.
+        lambda_l1: weight of the added pixel L1 term (0 = paper 003's objective).
+        lr: Adam learning rate (betas 0.5, 0.999 as the paper).
+        epochs: epochs at constant ``lr``; decay_epochs: epochs of linear decay to 0 after them.
+        checkpoint_every: checkpoint every K epochs (and after the last).
+        image_size: every slice resized to ``(S, S)`` for training and generation (the
+            ``paired_phases`` spec): the tiny phantom mixes 64, 80 and 96 pixel grids, and
+            one size is what lets the engine batch slices and draw its sample grid.
+        batch_size: slices per step and worker.
+        workers: Ray Train workers; gpu: one GPU per worker (the demo trains on CPU).
+        seed: training seed.
+    """
+
+    model: str = "pix2pixhd"
+    ngf: int = 16
+    ndf: int = 16
+    n_downsample_global: int = 3
+    n_blocks_global: int = 3
+    perceptual: str = "off"
+    lambda_l1: float = 100.0
+    lr: float = 2e-4
+    epochs: int = 20
+    decay_epochs: int = 8
+    checkpoint_every: int = 7
+    image_size: int | None = 64
+    batch_size: int = 4
+    workers: int = 1
+    gpu: bool = False
+    seed: int = 0
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of the whole run (0: the model step is skipped)."""
+        return self.epochs + self.decay_epochs
+
+    def with_total_epochs(self, total: int) -> DemoTraining:
+        """The same settings over ``total`` epochs, keeping the share of decay epochs (rounded down).
+
+        Raises:
+            ValueError: ``total`` < 0.
+        """
+        if total < 0:
+            raise ValueError(f"train epochs must be >= 0, got {total}")
+        decay = total * self.decay_epochs // self.total_epochs if self.total_epochs else 0
+        return replace(self, epochs=total - decay, decay_epochs=decay)
+
+    def overrides(self) -> list[str]:
+        """The settings as ``breastflow train --set`` items."""
+        items = [f"model.ngf={self.ngf}", f"model.ndf={self.ndf}",
+                 f"model.n_downsample_global={self.n_downsample_global}",
+                 f"model.n_blocks_global={self.n_blocks_global}", f"perceptual={self.perceptual}",
+                 f"model.lambda_l1={self.lambda_l1}", f"lr={self.lr}", f"epochs={self.epochs}",
+                 f"decay_epochs={self.decay_epochs}", f"checkpoint_every={self.checkpoint_every}",
+                 f"batch_size={self.batch_size}", f"seed={self.seed}", f"targets={json.dumps([POST1])}"]
+        if self.image_size is not None:
+            items.append(f"image_size={self.image_size}")
+        return items
+
+    def train_run(self, store: str) -> TrainRun:
+        """The validated run on ``store``, named after what makes its checkpoints (:func:`demo_run_name`).
+
+        Raises:
+            breastflow.data.datasets.DatasetError: the store cannot give the training data.
+            pydantic.ValidationError, breastflow.train.settings.SettingsError: a bad setting.
+        """
+        from breastflow.train.settings import build_train_run
+
+        draft = build_train_run(self.model, store, overrides=self.overrides(), run="demo", workers=self.workers,
+                                gpu=self.gpu)
+        return draft.model_copy(update={"run": demo_run_name(draft)})
+
+
+def demo_run_name(run: TrainRun) -> str:
+    """``demo-<8 hex>``: a hash of what the checkpoints depend on, except the epoch schedule.
+
+    The same settings and data give the same name, so a second demo continues (or
+    reuses) the run; more ``--train-epochs`` lengthen it; other settings or another
+    cohort start a run of their own instead of failing on a mismatched checkpoint.
+    """
+    from breastflow.data.datasets import build_dataset
+
+    version = build_dataset(run.dataset, run.store, run.dataset_spec).version
+    options = {k: v for k, v in run.model_options.items() if k not in ("epochs", "decay_epochs")}
+    key = {"model": run.model, "options": options, "dataset": run.dataset, "spec": run.dataset_spec,
+           "batch_size": run.batch_size, "workers": run.workers, "gpu": run.gpu, "seed": run.seed,
+           "version": version}
+    return "demo-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_demo(out_dir: Path, studies: int = 12, seed: int = 0, workers: int = 2,
+             training: DemoTraining = DemoTraining(), progress: Callable[[str], None] | None = None) -> DemoResult:
     """Run the whole demo; see the module docstring.
 
     Args:
@@ -216,10 +359,14 @@ def run_demo(out_dir: Path, studies: int = 12, seed: int = 0, workers: int = 2) 
         studies: phantom studies to generate (>= 2 so a split can hold one out).
         seed: phantom and split seed.
         workers: Dask LocalCluster workers, used when the cohort is large enough for a cluster.
+        training: the Pix2PixHD run; ``total_epochs == 0`` skips the model step.
+        progress: receives a line as each step starts and one per training epoch (None: silent).
 
     Raises:
         ValueError: ``studies`` < 2.
+        ray.train.TrainingFailedError: training failed (Ray is shut down first).
     """
+    from breastflow.demo_model import run_model_step
     from breastflow.ingest.config import ClusterConfig, IngestConfig
     from breastflow.ingest.pipeline import run_ingest
     from breastflow.phantom.cohort import write_cohort
@@ -231,14 +378,43 @@ def run_demo(out_dir: Path, studies: int = 12, seed: int = 0, workers: int = 2) 
 
     if studies < 2:
         raise ValueError(f"the demo needs at least 2 studies (got {studies}) so one can be held out")
+    say = progress or (lambda line: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[step] = now - clock
+        clock = now
+
     out_dir.mkdir(parents=True, exist_ok=True)
     cohort_dir, store = out_dir / "phantom", out_dir / "store"
+    say(f"writing {studies} phantom studies")
     write_cohort(cohort_dir, PhantomConfig(studies=studies, seed=seed))
+    lap("phantom")
+    say("ingesting")
     with demo_key(out_dir):
         config = IngestConfig(cluster=ClusterConfig(workers=workers), splits=SplitConfig(seed=seed))
         report = run_ingest(str(cohort_dir / "dicom"), str(store), config)
+    lap("ingest")
     catalog = read_catalog(StoreLocation.from_url(str(store)))
+    lap("catalog")
     baselines, n_eval, eval_set = evaluate_baselines(str(store), catalog)
     choice = same_score(baselines, metrics=list(SAME_METRICS)).choice
+    lap("baselines")
     kinetics = kinetics_check(str(store), catalog)
-    return DemoResult(cohort_dir, store, report.summary(), catalog, baselines, choice, n_eval, eval_set, kinetics)
+    lap("kinetics")
+    model, skipped = None, None
+    train, held_out = paired_studies(catalog)
+    if training.total_epochs == 0:
+        skipped = "train epochs 0"
+    elif not held_out or not train:
+        skipped = (f"the split left {len(train)} training and {len(held_out)} held-out studies; the model needs both "
+                   "(try another --seed or more --studies)")
+    else:
+        say(f"training {training.model} for {training.total_epochs} epochs on Ray Train "
+            f"({len(train)} training studies)")
+        model = run_model_step(str(store), catalog, training, say, timings)
+    return DemoResult(cohort_dir, store, report.summary(), catalog, baselines, choice, n_eval, eval_set, kinetics,
+                      model, skipped, timings)

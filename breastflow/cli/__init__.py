@@ -16,7 +16,7 @@ from breastflow import __version__
 # command name -> (module, attribute, one-line help). Explicit on purpose:
 # no module names are derived from strings typed by the user.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("breastflow.cli.demo", "demo", "The main job: phantom -> store -> baseline evaluation."),
+    "demo": ("breastflow.cli.demo", "demo", "The main job: phantom -> store -> baselines -> Pix2PixHD -> comparison."),
     "phantom": ("breastflow.cli.phantom", "phantom", "Write a deterministic phantom DICOM cohort."),
     "ingest": ("breastflow.cli.ingest", "ingest", "Ingest DICOM into the de-identified Zarr store (Dask)."),
     "catalog": ("breastflow.cli.ingest", "catalog", "Print the store's catalog of studies and series."),

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
+from breastflow.demo import DemoResult, DemoTraining
+from breastflow.demo_model import MODEL_METRICS
 
-@click.command("demo")
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path), default="breastflow-demo")
-@click.option("--studies", type=click.IntRange(2, 1000), default=12, show_default=True,
-              help="Phantom DCE-MRI studies to generate (tiny profile).")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Phantom and split seed.")
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Dask LocalCluster workers, when the cohort is large enough to ingest on a cluster.")
-def demo(out: Path, studies: int, seed: int, workers: int) -> None:
-    """Run every stage that exists today on a phantom cohort written to OUT.
+METRIC_NAMES = {"mae_lesion": "lesion-box MAE", "mae": "whole-image MAE", "psnr": "PSNR", "ssim": "SSIM"}
 
-    Phantom DICOM -> de-identified Zarr store (in-process, or Dask for large cohorts) -> catalog ->
-    baseline pre -> post-contrast evaluation with paired metrics and SAMe ->
-    contrast-kinetics curve types measured on the stored phases.
-    Uses BREASTFLOW_PSEUDONYM_KEY if set, else a random key kept in OUT/pseudonym.key.
-    """
-    from breastflow.demo import run_demo
 
-    click.echo(f"breastflow demo: {studies} phantom studies, seed {seed} -> {out}")
-    try:
-        result = run_demo(out, studies=studies, seed=seed, workers=workers)
-    except ValueError as err:
-        raise click.ClickException(str(err)) from err
+def _figures(result: DemoResult) -> None:
     summary = result.ingest_summary
     click.echo(f"1. phantom cohort: {result.cohort_dir}")
     click.echo(f"2. ingest -> {result.store}: new {summary['new']}, skipped {summary['skipped']}, "
@@ -49,3 +34,75 @@ def demo(out: Path, studies: int, seed: int, workers: int) -> None:
                "have the curve type the phantom designed")
     if agree < len(kinetics):
         click.echo(kinetics[kinetics["designed"] != kinetics["measured"]].to_string(index=False))
+
+
+def _model(result: DemoResult) -> None:
+    step = result.model
+    if step is None:
+        click.echo(f"6. model step skipped: {result.model_skipped}")
+        return
+    t = step.training
+    trained = (f"trained epochs {step.epochs_before + 1}-{step.epochs}" if step.epochs > step.epochs_before
+               else "already trained, reused")
+    click.echo(f"6. {t.model} on Ray Train, run {step.run} ({trained}; {len(step.checkpoints)} checkpoints "
+               f"in the store): ngf {t.ngf}, ndf {t.ndf}, {t.n_downsample_global} downsamplings, "
+               f"{t.n_blocks_global} residual blocks, {t.image_size or 'stored'} px slices, batch {t.batch_size}, "
+               f"{t.workers} {'GPU' if t.gpu else 'CPU'} worker(s), lr {t.lr:g}, {t.epochs} + {t.decay_epochs} "
+               "decay epochs")
+    click.echo(f"   objective: LSGAN + feature matching (paper 003 eq. 3); VGG19 perceptual term {t.perceptual} "
+               "(no VGG weights offline)"
+               + (f"; pixel L1 x{t.lambda_l1:g} added (pix2pix's term, not in eq. 3)" if t.lambda_l1 else ""))
+    click.echo(f"   synthetic post_1 of the held-out studies: synthetic/{step.synthetic} "
+               f"({'generated' if step.generated else 'reused'})")
+    table = step.comparison
+    studies = int(table["studies"].iloc[0])
+    click.echo(f"   model vs baselines on {studies} held-out studies (per-case scale; lesion-box MAE over "
+               f"{int(table['lesion_voxels'].iloc[0])} voxels):")
+    click.echo(table[list(MODEL_METRICS)].to_string(float_format=lambda v: f"{v:.4f}"))
+    for metric, lower in MODEL_METRICS.items():
+        verdict = step.beats_both[metric]
+        name, better = METRIC_NAMES[metric], "lower" if lower else "higher"
+        if verdict is None:
+            click.echo(f"   {name}: not defined here (no value), so no claim either way")
+        elif verdict:
+            click.echo(f"   {name} ({better} is better): the model beats both baselines")
+        else:
+            click.echo(f"   {name} ({better} is better): the model does NOT beat both baselines")
+
+
+def _timings(timings: dict[str, float]) -> None:
+    steps = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if math.isfinite(v))
+    click.echo(f"wall seconds: {steps}; total {sum(timings.values()):.1f}")
+
+
+@click.command("demo")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path), default="breastflow-demo")
+@click.option("--studies", type=click.IntRange(2, 1000), default=12, show_default=True,
+              help="Phantom DCE-MRI studies to generate (tiny profile).")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Phantom and split seed.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Dask LocalCluster workers, when the cohort is large enough to ingest on a cluster.")
+@click.option("--train-epochs", type=click.IntRange(0), default=DemoTraining().total_epochs, show_default=True,
+              help="Pix2PixHD training epochs (the decay share kept); 0 skips the model step.")
+def demo(out: Path, studies: int, seed: int, workers: int, train_epochs: int) -> None:
+    """Run every stage that exists today on a phantom cohort written to OUT.
+
+    Phantom DICOM -> de-identified Zarr store (in-process, or Dask for large cohorts) -> catalog ->
+    baseline pre -> post-contrast evaluation with paired metrics and SAMe ->
+    contrast-kinetics curve types measured on the stored phases ->
+    Pix2PixHD trained briefly on Ray Train (local instance), the held-out post_1 generated and
+    compared with the baselines. A second run continues or reuses the training run.
+    Uses BREASTFLOW_PSEUDONYM_KEY if set, else a random key kept in OUT/pseudonym.key.
+    """
+    from breastflow.demo import run_demo
+
+    training = DemoTraining().with_total_epochs(train_epochs)
+    click.echo(f"breastflow demo: {studies} phantom studies, seed {seed} -> {out}")
+    try:
+        result = run_demo(out, studies=studies, seed=seed, workers=workers, training=training,
+                          progress=lambda line: click.echo(f"   ... {line}"))
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    _figures(result)
+    _model(result)
+    _timings(result.timings)

@@ -35,7 +35,15 @@ CANDIDATES = ("model", "identity", "linear")
 COLUMNS = ("mae_lesion", "mae", "psnr", "ssim", "lesion_voxels", "studies")
 
 
-def _volume(loc: StoreLocation, study: str, series: str) -> np.ndarray:
+def read_physical(loc: StoreLocation, study: str, series: str) -> np.ndarray:
+    """A whole stored series in physical values: ``raw * rescale_slope + rescale_intercept``.
+
+    The one reading rule of the comparisons (this module and :mod:`breastflow.demo`):
+    :class:`breastflow.data.intensity.Rescale` from the series' ``attrs.breastflow``.
+
+    Returns:
+        ``(Z, Y, X)`` float64.
+    """
     from breastflow.data.intensity import Rescale
     from breastflow.store.zarr_io import open_series_array, series_attrs
 
@@ -82,17 +90,17 @@ def compare_with_baselines(store: str, name: str, held_out: Sequence[str], train
     sloc = synthetic_location(loc, name)
     pairs = []
     for study in train:
-        pre, post = _volume(loc, study, PRE), _volume(loc, study, target)
+        pre, post = read_physical(loc, study, PRE), read_physical(loc, study, target)
         scale = per_case_scale(pre)
         pairs.append((pre / scale, post / scale))
     a, b = fit_linear_baseline(pairs)
     errors: dict[str, list[np.ndarray]] = {c: [] for c in CANDIDATES}
     slices: dict[str, dict[str, list[np.ndarray]]] = {c: {"mae": [], "psnr": [], "ssim": []} for c in CANDIDATES}
     for study in held_out:
-        pre = _volume(loc, study, PRE)
+        pre = read_physical(loc, study, PRE)
         scale = per_case_scale(pre)
-        pre, real = pre / scale, _volume(loc, study, target) / scale
-        fake = _volume(sloc, study, target) / scale
+        pre, real = pre / scale, read_physical(loc, study, target) / scale
+        fake = read_physical(sloc, study, target) / scale
         region = lesion_region(loc, study, real.shape)
         data_range = float(real.max() - real.min()) or 1.0
         for candidate, guess in (("model", fake), ("identity", pre), ("linear", a * pre + b)):

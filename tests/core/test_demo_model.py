@@ -1,0 +1,65 @@
+"""The demo with its model step: Pix2PixHD on a real local Ray Train, generation, comparison; a second run reuses it."""
+
+from __future__ import annotations
+
+import math
+
+import psutil
+import pytest
+
+from breastflow.deid.pseudonym import KEY_ENV_VAR
+from breastflow.demo import DemoTraining, run_demo
+from breastflow.demo_model import MODEL_METRICS
+from breastflow.generate.synthetic import read_synthetic_commits
+from breastflow.store.fs import StoreLocation
+from breastflow.train.checkpoint import list_checkpoints
+
+# a fixed key that makes the split (seed 0, 12 phantom studies) hold out studies with lesions
+KEY = "k" * 64
+TRAINING = DemoTraining(epochs=3, decay_epochs=1, checkpoint_every=2)
+
+
+def _ray_processes() -> list[psutil.Process]:
+    """Ray's node processes started from this test process (raylet, GCS, dashboard ...)."""
+    return [p for p in psutil.Process().children(recursive=True)
+            if any(name in " ".join(p.cmdline()) for name in ("raylet", "gcs_server", "ray/dashboard"))]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_demo_trains_generates_compares_and_then_reuses_the_run(tmp_path, monkeypatch):
+    import ray
+
+    monkeypatch.setenv(KEY_ENV_VAR, KEY)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # nothing of Ray's lands in the real ~/.ray
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert not ray.is_initialized()
+    result = run_demo(tmp_path / "demo", studies=12, seed=0, workers=1, training=TRAINING)
+
+    # the demo started its own Ray (this module's only one) and shut it down
+    assert not ray.is_initialized() and not _ray_processes()
+    step = result.model
+    assert step is not None and result.model_skipped is None
+    assert (step.epochs_before, step.epochs) == (0, TRAINING.total_epochs)
+    loc = StoreLocation.from_url(str(result.store))
+    run_uri = loc.join("checkpoints", TRAINING.model, step.run)
+    assert list_checkpoints(run_uri) == step.checkpoints and len(step.checkpoints) == 2  # epochs 2 and 4
+    held_out = sorted(result.catalog.loc[result.catalog.split != "train", "study"].unique())
+    assert held_out and set(held_out) == set(result.eval_studies)
+    synthetic = {(r.study, r.series) for r in read_synthetic_commits(loc, step.synthetic)}
+    assert {(s, "post_1") for s in held_out} <= synthetic
+    table = step.comparison
+    assert list(table.index) == ["model", "identity", "linear"]
+    assert all(math.isfinite(v) for v in table[list(MODEL_METRICS)].to_numpy().ravel())
+    assert int(table.loc["model", "lesion_voxels"]) > 0
+    # the baseline rows are the demo's own baselines on the same held-out studies
+    assert table.loc["identity", "mae"] == pytest.approx(result.baselines.loc["identity", "mae"], rel=1e-9)
+    assert set(step.beats_both) == set(MODEL_METRICS) and all(v in (True, False) for v in step.beats_both.values())
+    assert {"train", "generate", "compare"} <= set(result.timings)
+
+    again = run_demo(tmp_path / "demo", studies=12, seed=0, workers=1, training=TRAINING)
+    assert again.model is not None and again.model.run == step.run
+    assert again.model.epochs_before == again.model.epochs == TRAINING.total_epochs  # not retrained
+    assert again.model.checkpoints == step.checkpoints and not again.model.generated
+    assert again.model.dashboard_url is None and not ray.is_initialized()  # Ray was not even started
+    assert again.model.comparison.equals(table)
