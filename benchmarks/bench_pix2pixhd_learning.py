@@ -246,12 +246,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--slices", default="all", choices=["all", "lesion"])
     parser.add_argument("--lambda-l1", type=float, default=0.0)
+    parser.add_argument("--studies", type=int, default=12)
+    parser.add_argument("--split-seed", type=int, default=SPLIT_SEED)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     settings = LearningSettings(minutes=args.minutes, max_epochs=args.max_epochs, ngf=args.ngf, ndf=args.ngf,
                                 n_blocks=args.n_blocks, batch=args.batch, lesion_weight=args.lesion_weight,
                                 threads=args.threads, norm=args.norm, lambda_fm=args.lambda_fm, lr=args.lr,
-                                slices=args.slices, lambda_l1=args.lambda_l1)
+                                slices=args.slices, lambda_l1=args.lambda_l1, studies=args.studies,
+                                split_seed=args.split_seed)
     report = run(args.out, settings)
     import pandas as pd
 

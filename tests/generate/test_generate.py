@@ -128,7 +128,7 @@ def test_joint_model_writes_post_1_to_post_3(tmp_path):
 
 
 def test_evaluate_reads_synthetic_series_through_the_selection(store, generated):
-    from breastflow.metrics.selection_loading import load_selection
+    from breastflow.data.selection_loading import load_selection
 
     real = load_selection(f"store://{store}?series=post_1&split=test", "real")
     fake = load_selection(f"store://{store}?synthetic=rand&series=post_1&split=test", "fake")
@@ -151,8 +151,8 @@ def test_evaluate_cli_pairs_real_and_synthetic(store, generated, tmp_path):
 
 
 def test_unknown_synthetic_set_is_a_clear_selection_error(store, generated):
-    from breastflow.metrics.selection import SelectionError
-    from breastflow.metrics.selection_loading import load_selection
+    from breastflow.data.selection import SelectionError
+    from breastflow.data.selection_loading import load_selection
 
     with pytest.raises(SelectionError, match=r"no synthetic set 'nope'.*sets present: .*rand"):
         load_selection(f"store://{store}?synthetic=nope&series=post_1")

@@ -11,7 +11,7 @@ from generate_helpers import build_tiny_store, write_checkpoint
 from breastflow.generate.config import GenerateConfig, GenerateSplit
 from breastflow.generate.run import generate_synthetic
 from breastflow.generate.synthetic import read_synthetic_commits
-from breastflow.metrics.selection_loading import load_selection
+from breastflow.data.selection_loading import load_selection
 from breastflow.store.fs import StoreLocation
 from breastflow.store.local_s3 import local_s3
 
