@@ -58,6 +58,8 @@ class LearningSettings:
         lambda_fm: feature-matching weight (paper 003: 10); threads: torch intra-op threads.
         lambda_l1: pixel L1 weight (pix2pix's reconstruction term; 0 = paper 003 eq. 3).
         slices: ``all`` axial slices or ``lesion`` slices plus margin (paper 003's choice).
+        lesion_t1_scale: the phantom's ``lesion_t1_scale`` (1.0 = lesions nearly isointense to FGT
+            before contrast; 0.7 = clearly hypointense masses).
     """
 
     studies: int = 12
@@ -78,6 +80,7 @@ class LearningSettings:
     lambda_l1: float = 0.0
     threads: int = 2
     train_seed: int = 0
+    lesion_t1_scale: float = 1.0
     extra: dict = field(default_factory=dict)
 
 
@@ -97,7 +100,8 @@ def build_store(out: Path, settings: LearningSettings) -> str:
 
     store = out / "store"
     if not (store / "catalog" / "catalog.parquet").exists():
-        write_cohort(out / "phantom", PhantomConfig(studies=settings.studies, seed=settings.seed, t2_fraction=0.0))
+        write_cohort(out / "phantom", PhantomConfig(studies=settings.studies, seed=settings.seed, t2_fraction=0.0,
+                                                      lesion_t1_scale=settings.lesion_t1_scale))
         saved = os.environ.get("BREASTFLOW_PSEUDONYM_KEY")
         os.environ["BREASTFLOW_PSEUDONYM_KEY"] = KEY
         try:
@@ -248,13 +252,14 @@ def main() -> None:
     parser.add_argument("--lambda-l1", type=float, default=0.0)
     parser.add_argument("--studies", type=int, default=12)
     parser.add_argument("--split-seed", type=int, default=SPLIT_SEED)
+    parser.add_argument("--lesion-t1-scale", type=float, default=1.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     settings = LearningSettings(minutes=args.minutes, max_epochs=args.max_epochs, ngf=args.ngf, ndf=args.ngf,
                                 n_blocks=args.n_blocks, batch=args.batch, lesion_weight=args.lesion_weight,
                                 threads=args.threads, norm=args.norm, lambda_fm=args.lambda_fm, lr=args.lr,
                                 slices=args.slices, lambda_l1=args.lambda_l1, studies=args.studies,
-                                split_seed=args.split_seed)
+                                split_seed=args.split_seed, lesion_t1_scale=args.lesion_t1_scale)
     report = run(args.out, settings)
     import pandas as pd
 

@@ -153,6 +153,7 @@ def draw_lesions(
     times: np.ndarray,
     z_range: tuple[float, float],
     min_radius_mm: float,
+    t1_scale: float = 1.0,
 ) -> list[Lesion]:
     """Draw 0-2 lesions (25 % healthy, 55 % one, 20 % multifocal) inside the breasts.
 
@@ -162,6 +163,8 @@ def draw_lesions(
         times: post-contrast phase times (min) used to give each curve its shape.
         z_range: LPS z interval (mm) covered by the pre-contrast slab.
         min_radius_mm: smallest semi-axis, so lesions span a few voxels on coarse grids.
+        t1_scale: multiplies each lesion's pre-contrast ratio to FGT after it is drawn
+            (:attr:`breastflow.phantom.config.PhantomConfig.lesion_t1_scale`).
     """
     n = int(rng.choice([0, 1, 2], p=[0.25, 0.55, 0.20]))
     if n == 0:
@@ -170,6 +173,8 @@ def draw_lesions(
     lesions: list[Lesion] = []
     for _ in range(n):
         lesion = _draw_one(rng, times, min_radius_mm)
+        if t1_scale != 1.0:
+            lesion = _replace(lesion, t1_ratio=lesion.t1_ratio * t1_scale)
         ext = lesion.extent_mm()
         apart = np.ones(depth.shape, dtype=bool)
         for other in lesions:

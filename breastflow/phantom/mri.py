@@ -82,7 +82,8 @@ def write_mri_study(out_dir: Path, study_index: int, config: PhantomConfig, synt
     grid = protocol.dce_grid(centre_y)
     z_mm = grid.axis_mm(0)
     min_radius = max(MIN_LESION_RADIUS_VOXELS[config.profile] * max(grid.pixel_spacing), 0.8 * grid.slice_spacing)
-    lesions = draw_lesions(rng, anatomy, protocol.post_times_min(), (float(z_mm[0]), float(z_mm[-1])), min_radius)
+    lesions = draw_lesions(rng, anatomy, protocol.post_times_min(), (float(z_mm[0]), float(z_mm[-1])), min_radius,
+                           t1_scale=config.lesion_t1_scale)
     physiology = Physiology(bpe=draw_bpe(rng), blood=draw_blood(rng), muscle=draw_muscle(rng),
                             bias_jitter=tuple(float(v) for v in rng.uniform(0.7, 1.3, 3)))  # type: ignore[arg-type]
 

@@ -174,3 +174,26 @@ def test_lesion_class_frequencies_follow_design() -> None:
     assert np.mean([d.curve_type is CurveType.WASHOUT for d in malignant]) > 0.45
     assert np.mean([d.curve_type is CurveType.PERSISTENT for d in benign]) > 0.55
     assert all(d.spike_lengths.size == 0 for d in benign) and all(d.spike_lengths.size > 0 for d in malignant)
+
+
+def test_lesion_t1_scale_darkens_only_the_lesions_before_contrast(tmp_path: Path) -> None:
+    """``lesion_t1_scale`` lowers the pre-contrast signal inside the lesion mask and nowhere else."""
+    from phantom_reading import read_mask, read_study
+
+    from breastflow.phantom.config import PhantomConfig, Profile, TransferSyntax
+    from breastflow.phantom.mri import write_mri_study
+
+    volumes = {}
+    for scale in (1.0, 0.6):
+        out = tmp_path / f"s{scale}"
+        config = PhantomConfig(studies=1, seed=3, profile=Profile.TINY, t2_fraction=0.0, lesion_t1_scale=scale)
+        result = write_mri_study(out, 0, config, TransferSyntax.EXPLICIT_LE)
+        pd.DataFrame([result.study]).to_csv(out / "cohort.csv", index=False)
+        volumes[scale] = read_study(out, "PH0000")["pre"].volume.astype(np.float64)
+        mask, _ = read_mask(out, "PH0000")
+    lesion = mask > 0
+    assert lesion.sum() > 10, "seed 3 must draw a lesion"
+    ratio = volumes[0.6][lesion].mean() / volumes[1.0][lesion].mean()
+    assert 0.55 < ratio < 0.8
+    outside = ~ndimage.binary_dilation(lesion, iterations=2)  # partial-volume rim of the soft lesion edge
+    np.testing.assert_array_equal(volumes[0.6][outside], volumes[1.0][outside])
