@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pix2pixhd_learning import LearningSettings, build_store, held_out_and_train  # noqa: E402
+from bench_pix2pixhd_learning import LearningSettings, build_store, held_out_and_train
 
 
 def load(loc, study: str, synthetic_loc=None) -> dict[str, np.ndarray]:

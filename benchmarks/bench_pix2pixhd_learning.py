@@ -57,6 +57,8 @@ class LearningSettings:
         lr: Adam learning rate (paper: 2e-4); norm: G and D normalisation (pix2pixHD: instance);
         lambda_fm: feature-matching weight (paper 003: 10); threads: torch intra-op threads.
         lambda_l1: pixel L1 weight (pix2pix's reconstruction term; 0 = paper 003 eq. 3).
+        lambda_adv: adversarial weight (paper 003: 1; 0 with ``lambda_fm`` 0 = a plain L1 regressor
+            with pix2pixHD's generator, the control that separates the architecture from the GAN terms).
         slices: ``all`` axial slices or ``lesion`` slices plus margin (paper 003's choice).
         lesion_t1_scale: the phantom's ``lesion_t1_scale`` (1.0 = lesions nearly isointense to FGT
             before contrast; 0.7 = clearly hypointense masses).
@@ -78,6 +80,7 @@ class LearningSettings:
     slices: str = "all"
     lambda_fm: float = 10.0
     lambda_l1: float = 0.0
+    lambda_adv: float = 1.0
     threads: int = 2
     train_seed: int = 0
     lesion_t1_scale: float = 1.0
@@ -162,7 +165,7 @@ def train(store: str, out: Path, settings: LearningSettings) -> tuple[Path, dict
     lesion_items = lesion_item_indices(store, dataset)
     options = {"ngf": settings.ngf, "ndf": settings.ndf, "n_downsample_global": settings.n_downsample,
                "n_blocks_global": settings.n_blocks, "perceptual": "off", "lr": settings.lr,
-               "norm": settings.norm, "lambda_fm": settings.lambda_fm,
+               "norm": settings.norm, "lambda_fm": settings.lambda_fm, "lambda_adv": settings.lambda_adv,
                **({"lambda_l1": settings.lambda_l1} if settings.lambda_l1 else {}),
                "epochs": settings.max_epochs, "decay_epochs": 0}
     model = build_model("pix2pixhd", options)
@@ -242,6 +245,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--n-blocks", type=int, default=3)
+    parser.add_argument("--n-downsample", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lesion-weight", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
@@ -253,13 +257,16 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=12)
     parser.add_argument("--split-seed", type=int, default=SPLIT_SEED)
     parser.add_argument("--lesion-t1-scale", type=float, default=1.0)
+    parser.add_argument("--lambda-adv", type=float, default=1.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     settings = LearningSettings(minutes=args.minutes, max_epochs=args.max_epochs, ngf=args.ngf, ndf=args.ngf,
-                                n_blocks=args.n_blocks, batch=args.batch, lesion_weight=args.lesion_weight,
+                                n_blocks=args.n_blocks, n_downsample=args.n_downsample, batch=args.batch,
+                                lesion_weight=args.lesion_weight,
                                 threads=args.threads, norm=args.norm, lambda_fm=args.lambda_fm, lr=args.lr,
                                 slices=args.slices, lambda_l1=args.lambda_l1, studies=args.studies,
-                                split_seed=args.split_seed, lesion_t1_scale=args.lesion_t1_scale)
+                                split_seed=args.split_seed, lesion_t1_scale=args.lesion_t1_scale,
+                                lambda_adv=args.lambda_adv)
     report = run(args.out, settings)
     import pandas as pd
 
