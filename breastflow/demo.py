@@ -260,7 +260,12 @@ class DemoTraining:
     Attributes:
         model: registry name of the family.
         ngf, ndf, n_downsample_global, n_blocks_global: Pix2PixHD network sizes
-            (:class:`breastflow.models.pix2pixhd.config.Pix2PixHDConfig`).
+            (:class:`breastflow.models.pix2pixhd.config.Pix2PixHDConfig`). One
+            downsampling (pix2pixHD's ``--n_downsample_global``; stock 4): on 64-96 px
+            slices three downsamplings squeeze the image through a 8-12 px bottleneck
+            and the generator does not even reach the baselines' whole-image MAE in 8
+            CPU minutes (0.053 with L1 alone), one does (0.038-0.044;
+            ``docs/train_results.md`` runs 12-16).
         perceptual: ``"off"``; ``"on"`` would need a VGG19 weight file, which the demo does not configure.
         lambda_l1: weight of the added pixel L1 term (0 = paper 003's objective).
         lr: Adam learning rate (betas 0.5, 0.999 as the paper).
@@ -279,8 +284,8 @@ class DemoTraining:
     model: str = "pix2pixhd"
     ngf: int = 16
     ndf: int = 16
-    n_downsample_global: int = 3
-    n_blocks_global: int = 3
+    n_downsample_global: int = 1
+    n_blocks_global: int = 6
     perceptual: str = "off"
     lambda_l1: float = 100.0
     lr: float = 2e-4
@@ -352,7 +357,7 @@ def demo_run_name(run: TrainRun) -> str:
     return "demo-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def run_demo(out_dir: Path, studies: int = 12, seed: int = 0, workers: int = 2,
+def run_demo(out_dir: Path, studies: int = 24, seed: int = 0, workers: int = 2,
              training: DemoTraining = DemoTraining(), progress: Callable[[str], None] | None = None) -> DemoResult:
     """Run the whole demo; see the module docstring.
 

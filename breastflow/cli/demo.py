@@ -77,7 +77,7 @@ def _timings(timings: dict[str, float]) -> None:
 
 @click.command("demo")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path), default="breastflow-demo")
-@click.option("--studies", type=click.IntRange(2, 1000), default=12, show_default=True,
+@click.option("--studies", type=click.IntRange(2, 1000), default=24, show_default=True,
               help="Phantom DCE-MRI studies to generate (tiny profile).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Phantom and split seed.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,

@@ -126,7 +126,7 @@ def test_settings_build_a_valid_run_that_records_the_choices(tmp_path):
     run = build_train_run(training.model, str(tmp_path), overrides=training.overrides())
     options = run.model_options
     assert options["perceptual"] == "off" and options["lambda_l1"] == training.lambda_l1
-    assert (options["ngf"], options["ndf"], options["n_downsample_global"], options["n_blocks_global"]) == (16, 16, 3, 3)
+    assert (options["ngf"], options["ndf"], options["n_downsample_global"], options["n_blocks_global"]) == (16, 16, 1, 6)
     assert run.total_epochs == training.total_epochs > 0 and run.checkpoint_every == training.checkpoint_every
     assert run.dataset_spec["targets"] == [POST1] and run.dataset_spec["image_size"] == training.image_size
     assert (run.batch_size, run.workers, run.gpu) == (training.batch_size, training.workers, training.gpu)
