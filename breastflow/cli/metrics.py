@@ -41,8 +41,13 @@ def _parse_weights(value: str | None) -> list[float] | dict[str, float] | None:
               help="Comma-separated metric columns to aggregate (default: fid_img,fid_rad,ssim,mse,mae).")
 @click.option("--weights", "weights", default=None,
               help="Comma-separated weights aligned with --metrics, or name=weight pairs (default: equal).")
+@click.option("--constant-rtol", type=click.FloatRange(min=0), default=None,
+              help="Relative tolerance under which a metric counts as constant over the candidates (default 1e-9).")
+@click.option("--constant-atol", type=click.FloatRange(min=0), default=None,
+              help="Absolute tolerance added to it (default 1e-12).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of tables.")
-def same(table: Path, metrics: str | None, weights: str | None, as_json: bool) -> None:
+def same(table: Path, metrics: str | None, weights: str | None, constant_rtol: float | None,
+         constant_atol: float | None, as_json: bool) -> None:
     """Rank candidates in TABLE.csv by SAMe and print the choice.
 
     TABLE.csv: first column = candidate name, other columns = raw metric values
@@ -50,10 +55,17 @@ def same(table: Path, metrics: str | None, weights: str | None, as_json: bool) -
     """
     import pandas as pd
 
-    from breastflow.select.same import read_candidate_table, same_score
+    from breastflow.select.same import (
+        CONSTANT_ATOL,
+        CONSTANT_RTOL,
+        read_candidate_table,
+        same_score,
+    )
 
     try:
-        result = same_score(read_candidate_table(table), metrics=_split_list(metrics), weights=_parse_weights(weights))
+        result = same_score(read_candidate_table(table), metrics=_split_list(metrics), weights=_parse_weights(weights),
+                            constant_rtol=CONSTANT_RTOL if constant_rtol is None else constant_rtol,
+                            constant_atol=CONSTANT_ATOL if constant_atol is None else constant_atol)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     if as_json:
@@ -64,8 +76,11 @@ def same(table: Path, metrics: str | None, weights: str | None, as_json: bool) -
         click.echo(result.raw.to_string())
         click.echo("\nScaled (0 = best candidate, 1 = worst):")
         click.echo(result.scaled.assign(same=result.same).to_string())
+    tolerance = f"rtol {result.constant_rtol:g}, atol {result.constant_atol:g}"
     if result.constant_metrics:
-        click.echo(f"\nConstant over all candidates, scaled to 0: {', '.join(result.constant_metrics)}")
+        click.echo(f"\nConstant over all candidates ({tolerance}), scaled to 0: {', '.join(result.constant_metrics)}")
+    else:
+        click.echo(f"\nNo metric constant over all candidates ({tolerance})")
     click.echo(f"\nChoice: {result.choice} (SAMe {result.same[result.choice]:.4g})")
 
 
@@ -80,8 +95,13 @@ def same(table: Path, metrics: str | None, weights: str | None, as_json: bool) -
               help="Pair images by file name, or by (study, slice) with store selections (needed by mse, mae, psnr, "
                    "ssim, ms_ssim, lpips).")
 @click.option("--data-range", "data_range", type=float, default=None,
-              help="Intensity range R (default: max of the real set for store selections, else 255 for 8-bit, "
-                   "65535 for 16-bit images).")
+              help="Intensity range R (default: the real set's observed range, max - min(min, 0); never the "
+                   "file type's range). The range used and its source are printed and written to the JSON.")
+@click.option("--max-clipped-share", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="Refuse when a metric that windows intensities to [0, R] (feature extractors, LPIPS) would clip "
+                   "more than this share of a set's pixels.")
+@click.option("--allow-clipping", is_flag=True,
+              help="Score even when more pixels than --max-clipped-share lie outside [0, R] (still warned about).")
 @click.option("--feature-space", default="pixels", show_default=True,
               help="'pixels' or a feature extractor for nn_accuracy / precision_recall / density_coverage.")
 @click.option("--resize", type=click.IntRange(min=1), default=None,
@@ -102,7 +122,8 @@ def same(table: Path, metrics: str | None, weights: str | None, as_json: bool) -
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write JSON, plots and a Markdown/HTML report into this folder.")
 @click.option("--device", default=None, help="torch device, e.g. cuda:0 (default: CPU).")
-def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range: float | None, feature_space: str,
+def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range: float | None,
+             max_clipped_share: float, allow_clipping: bool, feature_space: str,
              resize: int | None, by: str | None, min_group_size: int, train: str | None, holdout: str | None,
              privacy_features: str, json_out: Path | None, report_dir: Path | None, device: str | None) -> None:
     """Evaluate the synthetic images FAKE against the real images REAL.
@@ -119,6 +140,7 @@ def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range
     groupings = None if by is None else (() if by.strip().lower() == "none" else tuple(_split_list(by) or ()))
     try:
         config = EvaluationConfig(metrics=tuple(names) if names else None, paired=paired, data_range=data_range,
+                                  max_clipped_share=max_clipped_share, allow_clipping=allow_clipping,
                                   feature_space=feature_space, device=device, resize=resize, by=groupings,
                                   min_group_size=min_group_size, privacy_features=privacy_features)
         result = evaluate_inputs(real, fake, config, train=train, holdout=holdout)
@@ -128,6 +150,8 @@ def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range
     for key, value in result.values.items():
         click.echo(f"{key:<{width}}  {value:.6g}")
     for note in result.notes:
+        if note.startswith("WARNING"):
+            click.echo(note, err=True)
         click.echo(f"note: {note}")
     if result.fairness is not None:
         from breastflow.metrics.report import fairness_headline

@@ -31,8 +31,13 @@ from breastflow.data.image_sets import (
     InputError,
     load_image_folder,
 )
-from breastflow.metrics.evaluate_config import EvaluationConfig
-from breastflow.metrics.evaluators import EVALUATORS, EvaluationContext
+from breastflow.metrics.data_range import DataRange
+from breastflow.metrics.evaluate_config import PIXELS, EvaluationConfig
+from breastflow.metrics.evaluators import (
+    EVALUATORS,
+    EvaluationContext,
+    extractor_windows,
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class EvaluationResult:
         notes: what the evaluation decided on the user's behalf (data range, resizing, dropped stack slices).
         fairness: tidy table (:mod:`breastflow.metrics.evaluate_groups`), or ``None``.
         cases: one row per real image: its metadata and per-case paired values, or ``None``.
+        data_range: the intensity range used, where it came from and the share of
+            each set's pixels outside it (:mod:`breastflow.metrics.data_range`), or ``None``.
     """
 
     values: dict[str, float]
@@ -62,6 +69,7 @@ class EvaluationResult:
     notes: tuple[str, ...] = ()
     fairness: pd.DataFrame | None = None
     cases: pd.DataFrame | None = None
+    data_range: DataRange | None = None
 
 
 def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, train: ImageSet | None = None,
@@ -77,15 +85,17 @@ def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, trai
     Raises:
         RegistryError: an unknown metric name (nearest names suggested).
         InputError: a paired metric without ``paired``, mismatched pairs, sets
-            too small, an undeterminable data range, images of other sizes,
-            a fairness grouping without labels, only one of train / holdout.
+            too small, an all-zero real set without a data range, more pixels
+            outside the data range than allowed (:mod:`breastflow.metrics.data_range`),
+            images of other sizes, a fairness grouping without labels, only one of train / holdout.
     """
+    from breastflow.metrics.data_range import check_clipping, resolve_data_range
     from breastflow.metrics.evaluate_groups import (
         breakdown_by_group,
         case_table,
         resolve_groupings,
     )
-    from breastflow.metrics.pairing import inherit_labels, pair_sets, resolve_data_range
+    from breastflow.metrics.pairing import inherit_labels, pair_sets
 
     metric_names = config.resolved_metrics()
     if not metric_names:
@@ -98,7 +108,16 @@ def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, trai
         raise InputError(f"metric(s) {paired_needed} compare image pairs; pass --paired (folders with the same file names)")
     notes: list[str] = []
     fake = pair_sets(real, fake, notes) if config.paired else inherit_labels(fake, real)
-    data_range = resolve_data_range(real, fake, config, any(e.needs_data_range for e in evaluators.values()), notes)
+    windowing = [m for m, e in evaluators.items() if e.windows(config)]
+    privacy_windows = train is not None and config.privacy_features != PIXELS and \
+        extractor_windows(config.privacy_features, config)
+    if privacy_windows:
+        windowing.append("the memorisation check")
+    needed = any(e.needs_data_range for e in evaluators.values()) or bool(windowing) or train is not None
+    sets = {"real": real, "fake": fake} if train is None or holdout is None else \
+        {"real": real, "fake": fake, "train": train, "holdout": holdout}
+    range_info = check_clipping(resolve_data_range(real, config, needed), sets, tuple(windowing), config, notes)
+    data_range = range_info.value
     if config.resize is not None:
         notes.append(f"distribution metrics on images resized to {config.resize}x{config.resize} ({RESIZE_PROTOCOL}); "
                      "paired metrics at native size")
@@ -107,6 +126,7 @@ def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, trai
     values: dict[str, float] = {"n_real": float(len(real)), "n_fake": float(len(fake))}
     if data_range is not None:
         values["data_range"] = data_range
+        values.update({f"clipped_share_{name}": share for name, share in range_info.clipped_share.items()})
     by_metric: dict[str, dict[str, float]] = {}
     for metric, evaluator in evaluators.items():
         by_metric[metric] = evaluator.compute(ctx)
@@ -125,7 +145,7 @@ def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, trai
         sources.update(train=train.source, holdout=holdout.source)
     return EvaluationResult(values=values, artifacts=ctx.artifacts, config=config, real_names=real.names,
                             fake_names=fake.names, sources=sources, notes=tuple(notes), fairness=fairness,
-                            cases=case_table(ctx))
+                            cases=case_table(ctx), data_range=range_info)
 
 
 def evaluate_folders(real_dir: str | Path, fake_dir: str | Path, config: EvaluationConfig) -> EvaluationResult:

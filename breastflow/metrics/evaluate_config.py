@@ -23,9 +23,12 @@ class EvaluationConfig(BaseModel):
             paired, else the set metrics.
         paired: pair the images by name, or by ``(study, slice)`` when either set
             comes from a store selection (needed by paired metrics).
-        data_range: intensity range R; ``None`` = the maximum of the real set when
-            either set is a store selection, else 255 for 8-bit and 65535 for
-            16-bit integer images (float images need it explicitly).
+        data_range: intensity range R; ``None`` = the real set's observed range
+            (``max - min(min, 0)``), never the files' container type
+            (:mod:`breastflow.metrics.data_range`).
+        max_clipped_share: largest share of a set's pixels outside ``[0, R]``
+            accepted when a requested metric clips to that window.
+        allow_clipping: accept any share (still recorded and warned about).
         feature_space: ``"pixels"`` (flattened) or a feature-extractor name;
             used by ``nn_accuracy``, ``precision_recall`` and ``density_coverage``.
         protocol: preprocessing protocol for feature extractors.
@@ -51,6 +54,8 @@ class EvaluationConfig(BaseModel):
     metrics: tuple[str, ...] | None = None
     paired: bool = False
     data_range: float | None = Field(default=None, gt=0)
+    max_clipped_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    allow_clipping: bool = False
     feature_space: str = PIXELS
     protocol: str = "standard"
     weights: dict[str, Path] = Field(default_factory=dict)

@@ -99,13 +99,38 @@ class EvaluationContext:
                 raise InputError(f"{metric} needs at least {n_min} {what} images ({why}); {s.source} has {len(s)}")
 
 
+def _never(config: EvaluationConfig) -> bool:
+    return False
+
+
+def extractor_windows(extractor: str, config: EvaluationConfig) -> bool:
+    """Whether ``extractor`` under ``config.protocol`` clips intensities to ``[0, data_range]``.
+
+    Network extractors see ``x / R`` clipped to ``[0, 1]`` under a data-range
+    protocol (``standard``); radiomics reads raw intensities and clips nothing.
+    """
+    from breastflow.metrics.protocols import IntensityWindow, get_protocol
+
+    return not extractor.startswith("radiomics") and \
+        get_protocol(config.protocol).intensity is IntensityWindow.DATA_RANGE
+
+
 @dataclass(frozen=True)
 class MetricEvaluator:
-    """A registered evaluation metric: flat values from an :class:`EvaluationContext`."""
+    """A registered evaluation metric: flat values from an :class:`EvaluationContext`.
+
+    Attributes:
+        compute: the values of the metric.
+        paired: compares image pairs.
+        needs_data_range: uses the intensity range R.
+        windows: whether, under a configuration, it clips intensities to ``[0, R]``
+            (see :mod:`breastflow.metrics.data_range`).
+    """
 
     compute: Callable[[EvaluationContext], dict[str, float]]
     paired: bool
     needs_data_range: bool
+    windows: Callable[[EvaluationConfig], bool] = _never
 
 
 EVALUATORS: Registry[MetricEvaluator] = Registry("evaluation metric")
@@ -148,7 +173,8 @@ def _lpips(ctx: EvaluationContext) -> dict[str, float]:
     return {names.LPIPS: float(values.mean()), names.sd_name(names.LPIPS): float(values.std())}
 
 
-EVALUATORS.add(names.LPIPS, MetricEvaluator(compute=_lpips, paired=True, needs_data_range=True))
+EVALUATORS.add(names.LPIPS, MetricEvaluator(compute=_lpips, paired=True, needs_data_range=True,
+                                            windows=lambda config: True))
 
 
 def _frechet_evaluator(extractor: str, metric: str) -> MetricEvaluator:
@@ -162,7 +188,8 @@ def _frechet_evaluator(extractor: str, metric: str) -> MetricEvaluator:
                                  weights=ctx.config.weights.get(extractor))
         return {metric: value}
 
-    return MetricEvaluator(compute=compute, paired=False, needs_data_range=True)
+    return MetricEvaluator(compute=compute, paired=False, needs_data_range=True,
+                           windows=lambda config: extractor_windows(extractor, config))
 
 
 # One evaluator per metric name: the first extractor listed for it (``frd`` = FRD v1, ``radiomics``).
@@ -215,8 +242,15 @@ def _swd(ctx: EvaluationContext) -> dict[str, float]:
     return result.to_dict()
 
 
-EVALUATORS.add(names.NN_ACCURACY, MetricEvaluator(_nn_accuracy, paired=False, needs_data_range=False))
-EVALUATORS.add("precision_recall", MetricEvaluator(_precision_recall, paired=False, needs_data_range=False))
-EVALUATORS.add("density_coverage", MetricEvaluator(_density_coverage, paired=False, needs_data_range=False))
+def _feature_space_windows(config: EvaluationConfig) -> bool:
+    return config.feature_space != PIXELS and extractor_windows(config.feature_space, config)
+
+
+EVALUATORS.add(names.NN_ACCURACY, MetricEvaluator(_nn_accuracy, paired=False, needs_data_range=False,
+                                                  windows=_feature_space_windows))
+EVALUATORS.add("precision_recall", MetricEvaluator(_precision_recall, paired=False, needs_data_range=False,
+                                                   windows=_feature_space_windows))
+EVALUATORS.add("density_coverage", MetricEvaluator(_density_coverage, paired=False, needs_data_range=False,
+                                                   windows=_feature_space_windows))
 EVALUATORS.add("moments", MetricEvaluator(_moments, paired=False, needs_data_range=False))
 EVALUATORS.add(names.SWD, MetricEvaluator(_swd, paired=False, needs_data_range=False))

@@ -157,6 +157,7 @@ def paired_metrics(
     dtype: torch.dtype = torch.float32,
     lpips_net: str = "vgg",
     lpips_weights: Path | str | None = None,
+    num_threads: int | None = None,
 ) -> PairedResult:
     """Compute paired metrics between synthetic images and their real counterparts.
 
@@ -181,6 +182,9 @@ def paired_metrics(
             always computed in float64.
         lpips_net: LPIPS backbone (``vgg`` or ``alex``), when ``lpips`` is requested.
         lpips_weights: LPIPS state-dict file (default ``$BREASTFLOW_LPIPS_WEIGHTS``).
+        num_threads: torch CPU threads for this call (restored afterwards);
+            ``None`` keeps the process setting. Under competing CPU load, 1
+            keeps the speed from collapsing (see ``docs/metrics.md``).
 
     Returns:
         :class:`PairedResult` with ``per_case[name]`` of shape ``(N,)``.
@@ -212,7 +216,24 @@ def paired_metrics(
         check_ms_ssim_size((h, w), MS_SSIM_BETAS)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    if num_threads is not None and num_threads < 1:
+        raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
     dev = torch.device(device) if device is not None else torch.device("cpu")
+    args = (fake, real, fake_t, real_t, data_range, metrics, masks, dev, batch_size, dtype, lpips_net, lpips_weights)
+    if num_threads is None:
+        return _paired_metrics(*args)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        return _paired_metrics(*args)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _paired_metrics(fake, real, fake_t, real_t, data_range, metrics, masks, dev, batch_size, dtype, lpips_net,
+                    lpips_weights) -> PairedResult:
+    """The body of :func:`paired_metrics` after validation."""
+    n = fake_t.shape[0]
     out: dict[str, list[torch.Tensor]] = {m: [] for m in metrics if m != LPIPS}
     r = SSIM_RADIUS
     if masks is not None and SSIM in out:

@@ -1,4 +1,4 @@
-"""Pairing two image sets, sharing their labels, and choosing the data range for ``evaluate``.
+"""Pairing two image sets and sharing their labels for ``evaluate`` (the data range: :mod:`breastflow.metrics.data_range`).
 
 * Two folders pair **by file name** (the original behaviour).
 * When either set comes from a store selection, or both folders name their
@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 from breastflow.data.image_sets import ImageSet, InputError
-from breastflow.metrics.evaluate_config import EvaluationConfig
 
 KEY_COLUMNS = ("study", "slice")
 #: Labels that belong to a study (copied by study) vs to one slice (copied by (study, slice)).
@@ -133,36 +132,3 @@ def inherit_labels(fake: ImageSet, real: ImageSet) -> ImageSet:
             lookup = slice_rows[column].to_dict()
             meta[column] = [lookup.get(key) for key in fake_keys]
     return ImageSet(source=fake.source, names=fake.names, images=fake.images, meta=meta)
-
-
-def resolve_data_range(real: ImageSet, fake: ImageSet, config: EvaluationConfig, needed: bool,
-                       notes: list[str]) -> float | None:
-    """The intensity range R of the evaluation.
-
-    Explicit ``config.data_range`` wins. With a store selection on either side it
-    is the maximum of the real set (stored scanner values rarely use their
-    dtype's range; phantom and scanner series are often 12-bit in uint16), noted
-    in ``notes``. Otherwise 255 for 8-bit and 65535 for 16-bit images.
-
-    Raises:
-        InputError: mixed 8/16-bit sets, or float images without ``data_range`` when needed.
-    """
-    if config.data_range is not None:
-        return float(config.data_range)
-    if from_store(real) or from_store(fake):
-        value = float(max(float(np.max(img)) for img in real.images))
-        if not value > 0:
-            raise InputError(f"the real set {real.source} is all zero; pass --data-range")
-        notes.append(f"data range = maximum of the real set = {value:.6g} (pass --data-range to fix it across runs)")
-        return value
-    dtypes = {img.dtype for img in real.images + fake.images}
-    if dtypes == {np.dtype(np.uint8)}:
-        return 255.0
-    if dtypes <= {np.dtype(np.uint8), np.dtype(np.uint16)} and np.dtype(np.uint16) in dtypes:
-        if len(dtypes) > 1:
-            raise InputError("one set is 8-bit and the other 16-bit; convert them or pass --data-range explicitly")
-        return 65535.0
-    if needed:
-        raise InputError(f"cannot infer the data range of {sorted(str(d) for d in dtypes)} images; pass --data-range")
-    return None
-

@@ -66,6 +66,9 @@ def result_to_json(result: EvaluationResult) -> dict[str, object]:
     }
     if result.sources:
         doc["sources"] = dict(result.sources)
+    if result.data_range is not None:
+        doc["data_range"] = {k: jsonable(v) if isinstance(v, float) else v
+                             for k, v in result.data_range.to_dict().items()}
     if result.notes:
         doc["notes"] = list(result.notes)
     if result.fairness is not None:

@@ -144,7 +144,8 @@ def _ssim_cs(
 
     Variances are clamped at 0: exact variances are non-negative, so this only
     removes round-off (torchmetrics does the same; scikit-image in float64 has
-    none to remove).
+    none to remove). Both maps are clamped to ``[-1, 1]``, their exact range:
+    in float32, identical images otherwise reached 1.00000002.
 
     Args:
         x, y: centred images ``(B, C, H, W)`` in units of the data range.
@@ -159,12 +160,12 @@ def _ssim_cs(
     var = (moments[..., 2:4] - mu * mu).clamp_(min=0)  # vx, vy
     ux, uy = mu.unbind(-1)
     c1, c2 = SSIM_K1**2, SSIM_K2**2
-    cs = torch.addcmul(moments[..., 4], ux, uy, value=-1).mul_(2).add_(c2).div_(var.sum(-1).add_(c2))
+    cs = torch.addcmul(moments[..., 4], ux, uy, value=-1).mul_(2).add_(c2).div_(var.sum(-1).add_(c2)).clamp_(-1, 1)
     if not luminance:
         return None, cs
     ax, ay = ux + mx, uy + my
     lum = (ax * ay).mul_(2).add_(c1).div_(torch.addcmul(ay * ay, ax, ax).add_(c1))
-    return lum.mul_(cs), cs
+    return lum.mul_(cs).clamp_(-1, 1), cs
 
 
 #: On CPU, SSIM filters this many bytes of each image stack at a time: the five

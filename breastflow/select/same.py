@@ -9,7 +9,12 @@ metric ``m`` and candidate ``c``:
     s[c, m] = 0                            if m is constant over the candidates
     SAMe[c] = sum_m w[m] s[c, m] / sum_m w[m]
 
-so every scaled metric lies in ``[0, 1]`` with 0 the best candidate. The
+so every scaled metric lies in ``[0, 1]`` with 0 the best candidate. A metric
+is constant when ``max - min <= atol + rtol * max(|max|, |min|)``
+(:data:`CONSTANT_RTOL`, :data:`CONSTANT_ATOL`), not only when all values are
+equal: values one rounding step apart (0.3 vs 0.30000000000000004) would
+otherwise be scaled to 0 and 1 and decide the choice. The tolerance is
+recorded in the result. The
 lowest SAMe wins; SAMe values within ``TIE_TOLERANCE`` of the minimum tie and
 the earliest such candidate wins. Scaled values depend on the whole
 candidate set (adding a candidate can change all of them), so the result
@@ -33,6 +38,9 @@ from breastflow.metrics import names
 DEFAULT_SAME_METRICS: tuple[str, ...] = (names.FID_IMG, names.FID_RAD, names.SSIM, names.MSE, names.MAE)
 #: SAMe values closer than this to the minimum count as tied (floating-point noise).
 TIE_TOLERANCE = 1e-12
+#: Default relative / absolute tolerance under which a metric counts as constant over the candidates.
+CONSTANT_RTOL = 1e-9
+CONSTANT_ATOL = 1e-12
 
 
 def metric_direction_known(metric: str) -> bool:
@@ -50,7 +58,8 @@ class SameResult:
         same: SAMe per candidate (index = candidate names).
         choice: name of the winning candidate.
         weights: metric -> normalised weight (sums to 1).
-        constant_metrics: metrics equal for all candidates (scaled to 0).
+        constant_metrics: metrics equal for all candidates within the tolerance (scaled to 0).
+        constant_rtol, constant_atol: that tolerance.
     """
 
     raw: pd.DataFrame
@@ -59,6 +68,8 @@ class SameResult:
     choice: str
     weights: dict[str, float]
     constant_metrics: tuple[str, ...]
+    constant_rtol: float = CONSTANT_RTOL
+    constant_atol: float = CONSTANT_ATOL
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict: choice, per-candidate SAMe, raw and scaled tables, weights, constants."""
@@ -69,6 +80,7 @@ class SameResult:
             "scaled": {str(c): {m: float(v) for m, v in row.items()} for c, row in self.scaled.iterrows()},
             "weights": dict(self.weights),
             "constant_metrics": list(self.constant_metrics),
+            "constant_tolerance": {"rtol": self.constant_rtol, "atol": self.constant_atol},
             "higher_is_better": [m for m in self.raw.columns if m in names.HIGHER_IS_BETTER],
         }
 
@@ -98,6 +110,8 @@ def same_score(
     table: pd.DataFrame,
     metrics: Sequence[str] | None = None,
     weights: Mapping[str, float] | Sequence[float] | None = None,
+    constant_rtol: float = CONSTANT_RTOL,
+    constant_atol: float = CONSTANT_ATOL,
 ) -> SameResult:
     """Compute SAMe over the candidates of ``table`` and pick the best.
 
@@ -108,6 +122,9 @@ def same_score(
             :data:`DEFAULT_SAME_METRICS`.
         weights: per-metric weights, a mapping (missing metrics weigh 1) or a
             sequence aligned with ``metrics``; default unweighted.
+        constant_rtol, constant_atol: a metric whose ``max - min`` is at most
+            ``constant_atol + constant_rtol * max(|max|, |min|)`` counts as
+            constant and is scaled to 0 for every candidate.
 
     Returns:
         :class:`SameResult`.
@@ -115,9 +132,11 @@ def same_score(
     Raises:
         ValueError: if the table has no rows, candidate names repeat, a
             metric name is unknown (no direction), a metric column is missing
-            from the table, holds NaN / non-numeric values, or a weight is
-            negative.
+            from the table, holds NaN / non-numeric values, a weight or a
+            tolerance is negative.
     """
+    if not (constant_rtol >= 0 and constant_atol >= 0):
+        raise ValueError(f"constant_rtol and constant_atol must be >= 0, got {constant_rtol}, {constant_atol}")
     metrics = list(DEFAULT_SAME_METRICS if metrics is None else metrics)
     if not metrics:
         raise ValueError("no metrics to aggregate")
@@ -149,7 +168,7 @@ def same_score(
     for m in metrics:
         x = raw[m].to_numpy()
         lo, hi = x.min(), x.max()
-        if hi == lo:
+        if hi - lo <= constant_atol + constant_rtol * max(abs(hi), abs(lo)):
             constant.append(m)
             scaled[m] = 0.0
             continue
@@ -167,6 +186,8 @@ def same_score(
         choice=str(raw.index[best]),
         weights=w,
         constant_metrics=tuple(constant),
+        constant_rtol=float(constant_rtol),
+        constant_atol=float(constant_atol),
     )
 
 

@@ -53,9 +53,10 @@ def test_paired_png_end_to_end_matches_direct_calls(folders, tmp_path):
     res = evaluate_folders(real_dir, fake_dir, cfg)
     real = load_image_folder(real_dir).stack().astype(np.float64)
     fake = load_image_folder(fake_dir).stack().astype(np.float64)
-    assert res.values["data_range"] == 255.0
+    assert res.values["data_range"] == real.max()  # the real set's range, not the uint8 container's 255
+    assert res.data_range.source == "real set" and res.values["clipped_share_real"] == 0.0
     assert res.values[names.MSE] == pytest.approx(np.mean([mean_squared_error(r, f) for r, f in zip(real, fake)]), rel=1e-9)
-    ssim = [structural_similarity(r, f, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    ssim = [structural_similarity(r, f, data_range=real.max(), gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
             for r, f in zip(real, fake)]
     assert res.values[names.SSIM] == pytest.approx(np.mean(ssim), abs=1e-6)
     assert res.values[names.MOMENTS_W1] == pytest.approx(compare_moments(real, fake).to_dict()[names.MOMENTS_W1])
@@ -65,6 +66,7 @@ def test_paired_png_end_to_end_matches_direct_calls(folders, tmp_path):
     files = write_report(res, tmp_path / "report")
     doc = json.loads(files.json.read_text())
     assert doc["values"][names.MSE] == pytest.approx(res.values[names.MSE])
+    assert doc["data_range"]["source"] == "real set" and doc["data_range"]["value"] == real.max()
     assert {p.name for p in files.plots} == {"moments.png", "swd.png", "paired.png"}
     assert "moments.png" in files.markdown.read_text() and "<table" in files.html.read_text()
 
@@ -81,19 +83,25 @@ def test_sixteen_bit_png_and_npy_stacks(tmp_path):
     assert r.images[0].dtype == np.uint16 and r.images[0].max() > 255
     assert f.names == ("a.npy[0]", "a.npy[1]", "a.npy[2]", "a.npy[3]", "b.npy", "c.npy")
     res = evaluate_folders(tmp_path / "real", tmp_path / "fake", EvaluationConfig(metrics=("moments", "nn_accuracy")))
-    assert res.values["data_range"] == 65535.0
+    assert res.values["data_range"] == np.round(real).max() < 65535  # never the uint16 container's range
     assert res.values[names.MOMENTS_W1] == pytest.approx(0.0, abs=1e-12)  # identical pixel values
 
 
-def test_float_npy_needs_explicit_data_range(tmp_path):
+def test_float_npy_data_range_from_real_set_or_option(tmp_path):
+    images = np.random.default_rng(2).random((3, 16, 16))
     for name in ("real", "fake"):
         (tmp_path / name).mkdir()
-        np.save(tmp_path / name / "x.npy", np.random.default_rng(2).random((3, 16, 16)))
+        np.save(tmp_path / name / "x.npy", images)
     cfg = EvaluationConfig(metrics=("mse",), paired=True)
-    with pytest.raises(InputError, match="pass --data-range"):
-        evaluate_folders(tmp_path / "real", tmp_path / "fake", cfg)
+    res = evaluate_folders(tmp_path / "real", tmp_path / "fake", cfg)
+    assert res.values["data_range"] == images.max() and res.data_range.source == "real set"
     res = evaluate_folders(tmp_path / "real", tmp_path / "fake", cfg.model_copy(update={"data_range": 1.0}))
-    assert res.values[names.MSE] == 0.0
+    assert res.values[names.MSE] == 0.0 and res.data_range.source == "--data-range"
+    assert any("from --data-range" in note for note in res.notes)
+    for name in ("real", "fake"):
+        np.save(tmp_path / name / "x.npy", np.zeros((3, 16, 16)))
+    with pytest.raises(InputError, match="all zero.*pass --data-range"):
+        evaluate_folders(tmp_path / "real", tmp_path / "fake", cfg)
 
 
 def test_bad_inputs_name_the_file(folders, tmp_path):

@@ -56,7 +56,7 @@ def test_paired_values_equal_skimage_on_pydicom_slices(phantom, paired_result):
     assert values[names.sd_name(names.MSE)] == pytest.approx(np.std(mse), rel=1e-9)
     assert values[names.SSIM] == pytest.approx(np.mean(ssim), abs=1e-6)
     np.testing.assert_allclose(paired_result.cases[names.SSIM], ssim, atol=1e-6)
-    assert any("maximum of the real set" in n for n in paired_result.notes)
+    assert any("from real set" in n for n in paired_result.notes) and paired_result.data_range.source == "real set"
 
 
 def test_fairness_groups_partition_the_set_and_match_direct_values(phantom, paired_result):
