@@ -1,6 +1,7 @@
 """The main job end to end: phantom -> store -> baseline metrics (model step skipped; trained in test_demo_model.py)."""
 
 import os
+import shutil
 import stat
 import sys
 
@@ -10,7 +11,7 @@ import pydicom
 import pytest
 
 from breastflow.deid.pseudonym import KEY_ENV_VAR
-from breastflow.demo import POST1, PRE, DemoTraining, run_demo
+from breastflow.demo import POST1, PRE, DemoTraining, kinetics_check, run_demo
 from breastflow.demo_model import beats_both_baselines, local_ray
 from breastflow.ingest.pseudonyms import Pseudonymiser
 
@@ -52,6 +53,13 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch):
     multi_phase = set(cohort.loc[cohort["n_post_phases"] >= 2, "study_id"])
     assert len(first.kinetics) == int(lesions["study_id"].isin(multi_phase).sum()) > 0
     assert (first.kinetics["designed"] == first.kinetics["measured"]).all()
+    assert (first.kinetics["region"] == "mask").all()  # the lesion ROI from the stored mask, not the whole box
+    unmasked = tmp_path / "unmasked"
+    shutil.copytree(first.store, unmasked)
+    for masks in unmasked.glob("studies/*/masks"):
+        shutil.rmtree(masks)
+    boxes_only = kinetics_check(str(unmasked), first.catalog)
+    assert (boxes_only["region"] == "box").all() and len(boxes_only) == len(first.kinetics)
     assert sorted(first.kinetics["designed"]) == sorted(lesions.loc[lesions["study_id"].isin(multi_phase), "curve_type"])
 
     again = run_demo(tmp_path, studies=3, seed=5, workers=1, training=DemoTraining(epochs=0, decay_epochs=0))
