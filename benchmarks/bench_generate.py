@@ -50,6 +50,7 @@ KEY = "bench-generate-key-0123456789abcdef0123456789"
 
 def build_phantom_store(out: Path, studies: int) -> str:
     """Write a tiny phantom cohort and ingest it (in-process); returns the store path."""
+    from breastflow.deid.pseudonym import pseudonym_key
     from breastflow.ingest.config import ClusterConfig, IngestConfig
     from breastflow.ingest.pipeline import run_ingest
     from breastflow.phantom.cohort import write_cohort
@@ -57,15 +58,8 @@ def build_phantom_store(out: Path, studies: int) -> str:
 
     store = out / "store"
     write_cohort(out / "phantom", PhantomConfig(studies=studies, seed=0, t2_fraction=0.0))
-    saved = os.environ.get("BREASTFLOW_PSEUDONYM_KEY")
-    os.environ["BREASTFLOW_PSEUDONYM_KEY"] = KEY
-    try:
+    with pseudonym_key(KEY):
         run_ingest(str(out / "phantom" / "dicom"), str(store), IngestConfig(cluster=ClusterConfig(workers=1)))
-    finally:
-        if saved is None:
-            os.environ.pop("BREASTFLOW_PSEUDONYM_KEY", None)
-        else:
-            os.environ["BREASTFLOW_PSEUDONYM_KEY"] = saved
     return str(store)
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import time
@@ -95,6 +94,7 @@ def cpu_seconds() -> float:
 
 def build_store(out: Path, settings: LearningSettings) -> str:
     """Write the phantom cohort and ingest it; returns the store path."""
+    from breastflow.deid.pseudonym import pseudonym_key
     from breastflow.ingest.config import ClusterConfig, IngestConfig
     from breastflow.ingest.pipeline import run_ingest
     from breastflow.phantom.cohort import write_cohort
@@ -105,16 +105,9 @@ def build_store(out: Path, settings: LearningSettings) -> str:
     if not (store / "catalog" / "catalog.parquet").exists():
         write_cohort(out / "phantom", PhantomConfig(studies=settings.studies, seed=settings.seed, t2_fraction=0.0,
                                                       lesion_t1_scale=settings.lesion_t1_scale))
-        saved = os.environ.get("BREASTFLOW_PSEUDONYM_KEY")
-        os.environ["BREASTFLOW_PSEUDONYM_KEY"] = KEY
-        try:
+        with pseudonym_key(KEY):
             run_ingest(str(out / "phantom" / "dicom"), str(store),
                        IngestConfig(cluster=ClusterConfig(workers=1), splits=SplitConfig(seed=settings.split_seed)))
-        finally:
-            if saved is None:
-                os.environ.pop("BREASTFLOW_PSEUDONYM_KEY", None)
-            else:
-                os.environ["BREASTFLOW_PSEUDONYM_KEY"] = saved
     return str(store)
 
 

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from breastflow.deid.pseudonym import KEY_ENV_VAR
+from breastflow.deid.pseudonym import KEY_ENV_VAR, pseudonym_key
 
 if TYPE_CHECKING:
     from breastflow.demo_model import ModelStep
@@ -115,11 +115,8 @@ def demo_key(out_dir: Path) -> Iterator[bool]:
     if not key_file.exists():
         key_file.write_text(secrets.token_hex(32))
         key_file.chmod(0o600)
-    os.environ[KEY_ENV_VAR] = key_file.read_text().strip()
-    try:
+    with pseudonym_key(key_file.read_text().strip()):
         yield True
-    finally:
-        os.environ.pop(KEY_ENV_VAR, None)
 
 
 def per_case_scale(pre: np.ndarray) -> float:

@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from enum import Enum
 
 KEY_ENV_VAR = "BREASTFLOW_PSEUDONYM_KEY"
@@ -29,6 +30,20 @@ KEY_ENV_VAR = "BREASTFLOW_PSEUDONYM_KEY"
 MIN_KEY_BYTES = 32
 PSEUDONYM_HEX_CHARS = 32
 _SEPARATOR = "\x1f"
+
+
+@contextmanager
+def pseudonym_key(key: str) -> Iterator[None]:
+    """Expose ``key`` as ``BREASTFLOW_PSEUDONYM_KEY`` inside the block; restore the previous value (or absence) after."""
+    saved = os.environ.get(KEY_ENV_VAR)
+    os.environ[KEY_ENV_VAR] = key
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(KEY_ENV_VAR, None)
+        else:
+            os.environ[KEY_ENV_VAR] = saved
 
 
 class PseudonymKind(str, Enum):

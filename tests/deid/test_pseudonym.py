@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 
 import pytest
 
-from breastflow.deid.pseudonym import KEY_ENV_VAR, PseudonymKeyError, load_key, pseudonymise
+from breastflow.deid.pseudonym import (
+    KEY_ENV_VAR,
+    PseudonymKeyError,
+    load_key,
+    pseudonymise,
+)
 
 KEY = b"k" * 16 + b"0123456789abcdef"
 OTHER = b"x" * 40
@@ -42,3 +48,17 @@ def test_load_key_from_env_and_bad_inputs() -> None:
         pseudonymise("  ", "patient", KEY)
     with pytest.raises(ValueError):
         pseudonymise("MRN1", "doctor", KEY)
+
+
+@pytest.mark.parametrize("before", [None, "an-earlier-key-0123456789abcdef0123"])
+def test_pseudonym_key_exposes_the_key_and_restores_what_was_there(monkeypatch, before):
+    from breastflow.deid.pseudonym import pseudonym_key
+
+    if before is None:
+        monkeypatch.delenv(KEY_ENV_VAR, raising=False)
+    else:
+        monkeypatch.setenv(KEY_ENV_VAR, before)
+    with pytest.raises(RuntimeError), pseudonym_key("block-key-0123456789abcdef0123456789"):
+        assert os.environ[KEY_ENV_VAR] == "block-key-0123456789abcdef0123456789"
+        raise RuntimeError("restored even on error")
+    assert os.environ.get(KEY_ENV_VAR) == before
