@@ -1,7 +1,7 @@
 """``breastflow same`` and ``breastflow evaluate``: checkpoint selection and set evaluation.
 
 Both are thin: parse options, call :mod:`breastflow.select.same` or
-:mod:`breastflow.metrics.evaluate`, print. Bad input is reported as a click
+:mod:`breastflow.evaluate.sets`, print. Bad input is reported as a click
 error (exit code 2 for usage, 1 for bad data) naming the file or column.
 """
 
@@ -131,9 +131,9 @@ def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range
     REAL and FAKE are folders of PNG / .npy images or store selections such as
     store:///data/store?series=post_1&split=test&slices=lesion (see docs/metrics_selection.md).
     """
-    from breastflow.metrics.evaluate import evaluate_inputs
-    from breastflow.metrics.evaluate_config import EvaluationConfig
-    from breastflow.metrics.report import write_json, write_report
+    from breastflow.evaluate.sets import evaluate_inputs
+    from breastflow.evaluate.config import EvaluationConfig
+    from breastflow.evaluate.report import write_json, write_report
     from breastflow.registry import RegistryError
 
     names = _split_list(metrics)
@@ -154,7 +154,7 @@ def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range
             click.echo(note, err=True)
         click.echo(f"note: {note}")
     if result.fairness is not None:
-        from breastflow.metrics.report import fairness_headline
+        from breastflow.evaluate.report import fairness_headline
 
         click.echo("\nPer group (all values in the JSON / report):")
         click.echo(fairness_headline(result.fairness).to_string(index=False, float_format="{:.4g}".format))

@@ -6,7 +6,7 @@ images named ``file.npy[i]``), in sorted file-name order. Store selections
 are read into the same type by :mod:`breastflow.data.selection_loading`.
 Nothing is silently skipped: unreadable files, files of other types, NaNs and
 empty folders are :class:`InputError` naming the file. The container type (8/16-bit
-PNG) never sets an evaluation's data range: :mod:`breastflow.metrics.data_range`
+PNG) never sets an evaluation's data range: :mod:`breastflow.evaluate.data_range`
 takes it from the real set's values or ``--data-range``.
 """
 

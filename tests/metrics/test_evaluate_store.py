@@ -14,13 +14,13 @@ from breastflow.cli import main
 from breastflow.data.image_sets import InputError, resize_images
 from breastflow.data.selection_loading import load_selection
 from breastflow.metrics import names
-from breastflow.metrics.evaluate import evaluate_inputs
-from breastflow.metrics.evaluate_config import EvaluationConfig
-from breastflow.metrics.evaluate_groups import DISTRIBUTION, PER_CASE
+from breastflow.evaluate.sets import evaluate_inputs
+from breastflow.evaluate.config import EvaluationConfig
+from breastflow.evaluate.groups import DISTRIBUTION, PER_CASE
 from breastflow.metrics.fairness import ALL_GROUP
 from breastflow.metrics.nn_accuracy import nn_accuracy
 from breastflow.metrics.privacy import DistanceSpace, memorisation_distances
-from breastflow.metrics.report import write_report
+from breastflow.evaluate.report import write_report
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from phantom_store import KEY, PhantomStore, build_phantom_store
 from breastflow.data.selection import SelectionError
 from breastflow.data.selection_loading import load_selection
 from breastflow.metrics import names
-from breastflow.metrics.evaluate import evaluate_inputs
-from breastflow.metrics.evaluate_config import EvaluationConfig
+from breastflow.evaluate.sets import evaluate_inputs
+from breastflow.evaluate.config import EvaluationConfig
 from breastflow.store.local_s3 import local_s3
 
 pytestmark = pytest.mark.integration

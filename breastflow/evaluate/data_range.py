@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from breastflow.data.image_sets import ImageSet, InputError
-from breastflow.metrics.evaluate_config import EvaluationConfig
+from breastflow.evaluate.config import EvaluationConfig
 
 #: ``DataRange.source`` values.
 FROM_OPTION = "--data-range"

@@ -15,17 +15,17 @@ DEFAULT_SET_METRICS: tuple[str, ...] = ("moments", names.SWD, names.NN_ACCURACY)
 
 
 class EvaluationConfig(BaseModel):
-    """What :func:`breastflow.metrics.evaluate.evaluate_sets` computes and how.
+    """What :func:`breastflow.evaluate.sets.evaluate_sets` computes and how.
 
     Attributes:
-        metrics: :data:`breastflow.metrics.evaluators.EVALUATORS` names; ``None`` =
+        metrics: :data:`breastflow.evaluate.evaluators.EVALUATORS` names; ``None`` =
             :data:`DEFAULT_PAIRED_METRICS` plus :data:`DEFAULT_SET_METRICS` when
             paired, else the set metrics.
         paired: pair the images by name, or by ``(study, slice)`` when either set
             comes from a store selection (needed by paired metrics).
         data_range: intensity range R; ``None`` = the real set's observed range
             (``max - min(min, 0)``), never the files' container type
-            (:mod:`breastflow.metrics.data_range`).
+            (:mod:`breastflow.evaluate.data_range`).
         max_clipped_share: largest share of a set's pixels outside ``[0, R]``
             accepted when a requested metric clips to that window.
         allow_clipping: accept any share (still recorded and warned about).

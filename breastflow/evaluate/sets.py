@@ -4,7 +4,7 @@
    or store selections (:mod:`breastflow.data.selection`), read as
    :class:`~breastflow.data.image_sets.ImageSet`.
 2. :func:`evaluate_sets` pairs or labels the sets, runs the requested metrics,
-   each looked up by name in :data:`breastflow.metrics.evaluators.EVALUATORS`,
+   each looked up by name in :data:`breastflow.evaluate.evaluators.EVALUATORS`,
    per fairness group and the optional memorisation check, and returns one
    flat dict keyed by :mod:`breastflow.metrics.names` plus the objects the
    report plots.
@@ -31,9 +31,9 @@ from breastflow.data.image_sets import (
     InputError,
     load_image_folder,
 )
-from breastflow.metrics.data_range import DataRange
-from breastflow.metrics.evaluate_config import PIXELS, EvaluationConfig
-from breastflow.metrics.evaluators import (
+from breastflow.evaluate.data_range import DataRange
+from breastflow.evaluate.config import PIXELS, EvaluationConfig
+from breastflow.evaluate.evaluators import (
     EVALUATORS,
     EvaluationContext,
     extractor_windows,
@@ -48,16 +48,16 @@ class EvaluationResult:
         values: flat dict keyed by :mod:`breastflow.metrics.names` (and derived keys).
         artifacts: ``"moments"`` -> MomentsComparison, ``"swd"`` -> SWDResult,
             ``"paired_per_case"`` -> metric -> ``(N,)`` array, ``"privacy"`` ->
-            :class:`breastflow.metrics.evaluate_privacy.PrivacyCheck`, when computed.
+            :class:`breastflow.evaluate.privacy_check.PrivacyCheck`, when computed.
         config: the configuration used.
         real_names: image names of the real set (the pairing order when paired).
         fake_names: image names of the fake set.
         sources: ``"real"``, ``"fake"`` (and ``"train"``, ``"holdout"``) -> folder or selection string.
         notes: what the evaluation decided on the user's behalf (data range, resizing, dropped stack slices).
-        fairness: tidy table (:mod:`breastflow.metrics.evaluate_groups`), or ``None``.
+        fairness: tidy table (:mod:`breastflow.evaluate.groups`), or ``None``.
         cases: one row per real image: its metadata and per-case paired values, or ``None``.
         data_range: the intensity range used, where it came from and the share of
-            each set's pixels outside it (:mod:`breastflow.metrics.data_range`), or ``None``.
+            each set's pixels outside it (:mod:`breastflow.evaluate.data_range`), or ``None``.
     """
 
     values: dict[str, float]
@@ -80,22 +80,22 @@ def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, trai
         real, fake: the two sets (folders or store selections).
         config: what to compute.
         train, holdout: real images the generator was / was not trained on; both
-            given = the memorisation check (:mod:`breastflow.metrics.evaluate_privacy`).
+            given = the memorisation check (:mod:`breastflow.evaluate.privacy_check`).
 
     Raises:
         RegistryError: an unknown metric name (nearest names suggested).
         InputError: a paired metric without ``paired``, mismatched pairs, sets
             too small, an all-zero real set without a data range, more pixels
-            outside the data range than allowed (:mod:`breastflow.metrics.data_range`),
+            outside the data range than allowed (:mod:`breastflow.evaluate.data_range`),
             images of other sizes, a fairness grouping without labels, only one of train / holdout.
     """
-    from breastflow.metrics.data_range import check_clipping, resolve_data_range
-    from breastflow.metrics.evaluate_groups import (
+    from breastflow.evaluate.data_range import check_clipping, resolve_data_range
+    from breastflow.evaluate.groups import (
         breakdown_by_group,
         case_table,
         resolve_groupings,
     )
-    from breastflow.metrics.pairing import inherit_labels, pair_sets
+    from breastflow.evaluate.pairing import inherit_labels, pair_sets
 
     metric_names = config.resolved_metrics()
     if not metric_names:
@@ -137,7 +137,7 @@ def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, trai
         fairness = breakdown_by_group(ctx, set_metrics, groupings, by_metric)
     sources = {"real": real.source, "fake": fake.source}
     if train is not None and holdout is not None:
-        from breastflow.metrics.evaluate_privacy import privacy_check
+        from breastflow.evaluate.privacy_check import privacy_check
 
         check = privacy_check(train, holdout, fake, config, data_range, ctx)
         ctx.artifacts["privacy"] = check

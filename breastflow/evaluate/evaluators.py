@@ -24,7 +24,7 @@ from breastflow.data.image_sets import (
     resize_images,
 )
 from breastflow.metrics import names
-from breastflow.metrics.evaluate_config import PIXELS, EvaluationConfig
+from breastflow.evaluate.config import PIXELS, EvaluationConfig
 from breastflow.registry import Registry
 
 
@@ -124,7 +124,7 @@ class MetricEvaluator:
         paired: compares image pairs.
         needs_data_range: uses the intensity range R.
         windows: whether, under a configuration, it clips intensities to ``[0, R]``
-            (see :mod:`breastflow.metrics.data_range`).
+            (see :mod:`breastflow.evaluate.data_range`).
     """
 
     compute: Callable[[EvaluationContext], dict[str, float]]

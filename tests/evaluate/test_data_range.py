@@ -13,9 +13,9 @@ from skimage.metrics import structural_similarity
 from breastflow.cli import main
 from breastflow.data.image_sets import ImageSet, InputError
 from breastflow.metrics import names
-from breastflow.metrics.data_range import DataRange, check_clipping
-from breastflow.metrics.evaluate import evaluate_folders
-from breastflow.metrics.evaluate_config import EvaluationConfig
+from breastflow.evaluate.data_range import DataRange, check_clipping
+from breastflow.evaluate.sets import evaluate_folders
+from breastflow.evaluate.config import EvaluationConfig
 
 
 def twelve_bit_pngs(tmp_path, n=4, size=32):

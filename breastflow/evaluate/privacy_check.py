@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from breastflow.data.image_sets import ImageSet, InputError, resize_images
-from breastflow.metrics.evaluate_config import PIXELS, EvaluationConfig
-from breastflow.metrics.evaluators import EvaluationContext
+from breastflow.evaluate.config import PIXELS, EvaluationConfig
+from breastflow.evaluate.evaluators import EvaluationContext
 from breastflow.metrics.privacy import (
     DistanceSpace,
     PrivacyResult,

@@ -1,4 +1,4 @@
-"""Pairing two image sets and sharing their labels for ``evaluate`` (the data range: :mod:`breastflow.metrics.data_range`).
+"""Pairing two image sets and sharing their labels for ``evaluate`` (the data range: :mod:`breastflow.evaluate.data_range`).
 
 * Two folders pair **by file name** (the original behaviour).
 * When either set comes from a store selection, or both folders name their

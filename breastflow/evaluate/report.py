@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from breastflow.metrics import names
-from breastflow.metrics.evaluate import EvaluationResult
+from breastflow.evaluate.sets import EvaluationResult
 
 #: Values shown per group in the report's fairness table (all values are in fairness.csv / JSON).
 HEADLINE = (names.MSE, names.MAE, names.PSNR, names.SSIM, names.MS_SSIM, names.LPIPS, names.FID_IMG, names.FID_RAD,
@@ -167,7 +167,7 @@ def write_report(result: EvaluationResult, report_dir: str | Path) -> ReportFile
     """Write JSON, plots, Markdown and HTML for ``result`` into ``report_dir``.
 
     Args:
-        result: from :func:`breastflow.metrics.evaluate.evaluate_sets`.
+        result: from :func:`breastflow.evaluate.sets.evaluate_sets`.
         report_dir: created if missing; existing report files are replaced.
     """
     from breastflow.metrics.moments import plot_moments

@@ -11,11 +11,11 @@ from skimage.metrics import mean_squared_error, structural_similarity
 
 from breastflow.data.image_sets import InputError, load_image_folder
 from breastflow.metrics import names
-from breastflow.metrics.evaluate import evaluate_folders
-from breastflow.metrics.evaluate_config import EvaluationConfig
+from breastflow.evaluate.sets import evaluate_folders
+from breastflow.evaluate.config import EvaluationConfig
 from breastflow.metrics.moments import compare_moments
 from breastflow.metrics.nn_accuracy import nn_accuracy
-from breastflow.metrics.report import write_report
+from breastflow.evaluate.report import write_report
 from breastflow.metrics.swd import SWDConfig, sliced_wasserstein_distance
 from breastflow.registry import RegistryError
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from breastflow.data.image_sets import ImageSet, InputError
 from breastflow.metrics import names
-from breastflow.metrics.evaluators import EvaluationContext, MetricEvaluator
+from breastflow.evaluate.evaluators import EvaluationContext, MetricEvaluator
 from breastflow.metrics.fairness import (
     ALL_GROUP,
     MISSING_GROUP,
