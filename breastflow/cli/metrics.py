@@ -131,9 +131,9 @@ def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range
     REAL and FAKE are folders of PNG / .npy images or store selections such as
     store:///data/store?series=post_1&split=test&slices=lesion (see docs/metrics_selection.md).
     """
-    from breastflow.evaluate.sets import evaluate_inputs
     from breastflow.evaluate.config import EvaluationConfig
     from breastflow.evaluate.report import write_json, write_report
+    from breastflow.evaluate.sets import evaluate_inputs
     from breastflow.registry import RegistryError
 
     names = _split_list(metrics)

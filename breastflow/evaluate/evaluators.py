@@ -23,8 +23,8 @@ from breastflow.data.image_sets import (
     indices_by_shape,
     resize_images,
 )
-from breastflow.metrics import names
 from breastflow.evaluate.config import PIXELS, EvaluationConfig
+from breastflow.metrics import names
 from breastflow.registry import Registry
 
 

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from breastflow.data.image_sets import ImageSet, InputError
-from breastflow.metrics import names
 from breastflow.evaluate.evaluators import EvaluationContext, MetricEvaluator
+from breastflow.metrics import names
 from breastflow.metrics.fairness import (
     ALL_GROUP,
     MISSING_GROUP,

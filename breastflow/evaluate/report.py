@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from breastflow.metrics import names
 from breastflow.evaluate.sets import EvaluationResult
+from breastflow.metrics import names
 
 #: Values shown per group in the report's fairness table (all values are in fairness.csv / JSON).
 HEADLINE = (names.MSE, names.MAE, names.PSNR, names.SSIM, names.MS_SSIM, names.LPIPS, names.FID_IMG, names.FID_RAD,

@@ -31,8 +31,8 @@ from breastflow.data.image_sets import (
     InputError,
     load_image_folder,
 )
-from breastflow.evaluate.data_range import DataRange
 from breastflow.evaluate.config import PIXELS, EvaluationConfig
+from breastflow.evaluate.data_range import DataRange
 from breastflow.evaluate.evaluators import (
     EVALUATORS,
     EvaluationContext,
