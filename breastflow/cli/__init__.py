@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("breastflow.cli.metrics", "evaluate", "Evaluate a synthetic image folder against a real one."),
     "train": ("breastflow.cli.train", "train", "Train a GAN family on the store with Ray Train (checkpoints, resume)."),
     "generate": ("breastflow.cli.generate", "generate", "Write a checkpoint's synthetic series into the store."),
+    "select": ("breastflow.cli.select", "select", "Evaluate every checkpoint of a run on Ray Tune and pick the best (SAMe)."),
+    "sweep": ("breastflow.cli.sweep", "sweep", "Tune a model's training config on Ray Tune with ASHA early stopping."),
+    "report": ("breastflow.cli.select", "report", "Write the synthesis report of a run's selected checkpoint."),
 }
 
 

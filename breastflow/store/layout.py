@@ -12,10 +12,15 @@ A store is a Zarr v3 hierarchy on a local path or an ``s3://`` prefix::
       annotations/<study>.json                  commit marker of the study's lesion boxes + mask
       catalog/catalog.parquet                   one row per committed series (see catalog.py)
       reports/ingest/<run_id>.json              PHI-free ingest reports and quarantine lists
-      checkpoints/<model>/<run>/                reserved: GAN checkpoints (training stages)
+      checkpoints/<model>/<run>/                a training run: epoch_<N>/state.pt, train_run.json, losses.csv
+      checkpoints/<model>/<run>/selected.json   the checkpoint chosen by ``breastflow select`` and its table
+      checkpoints/<model>/<run>/report/         the synthesis report of the selected checkpoint (HTML, Markdown, PNGs)
       synthetic/<name>/                         a synthetic set (``breastflow generate``): a nested store of
                                                 the same layout, studies/<study>/<series> + commits/<study>/<series>.json
-      eval/<cache_key>/                         reserved: evaluation caches, keyed by content
+      eval/features/<sha256>.npy|.json          real-set features, keyed by content (FeatureCache)
+      eval/checkpoints/<model>/<run>/<epoch_dir>/<config_key>.json
+                                                one checkpoint's evaluation under one metric config (reused)
+      sweeps/<model>/<sweep>.json               a hyper-parameter sweep's trials, best config and best run
 
 ``<study>`` is the keyed study pseudonym, ``<series>`` a :class:`SeriesRole`
 name such as ``pre``, ``post_2``, ``t2`` or ``mg_l_cc``.
@@ -46,7 +51,12 @@ FULL_RESOLUTION = "0"  # NGFF dataset path of the full-resolution level
 CHECKPOINTS = "checkpoints"
 SYNTHETIC = "synthetic"
 EVAL = "eval"
-RESERVED_PREFIXES = (STUDIES, COMMITS, ANNOTATIONS, CATALOG_DIR, "reports", CHECKPOINTS, SYNTHETIC, EVAL)
+SWEEPS = "sweeps"
+RESERVED_PREFIXES = (STUDIES, COMMITS, ANNOTATIONS, CATALOG_DIR, "reports", CHECKPOINTS, SYNTHETIC, EVAL, SWEEPS)
+#: FeatureCache root of real-set features (``eval/features``)
+EVAL_FEATURES = f"{EVAL}/features"
+SELECTED_FILE = "selected.json"
+REPORT_DIR = "report"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
@@ -123,3 +133,25 @@ def synthetic_commit_marker(name: str, study: str, series: str) -> str:
 def eval_cache_dir(cache_key: str) -> str:
     """Reserved: an evaluation cache, keyed by the content hash of its inputs."""
     return f"{EVAL}/{check_name(cache_key, 'cache key')}"
+
+
+def selected_file(model: str, run: str) -> str:
+    """Where ``breastflow select`` records the chosen checkpoint of a run: ``checkpoints/<model>/<run>/selected.json``."""
+    return f"{checkpoint_dir(model, run)}/{SELECTED_FILE}"
+
+
+def report_dir(model: str, run: str) -> str:
+    """Folder of a run's synthesis report, beside its checkpoints: ``checkpoints/<model>/<run>/report``."""
+    return f"{checkpoint_dir(model, run)}/{REPORT_DIR}"
+
+
+def checkpoint_eval_file(model: str, run: str, checkpoint: str, config_key: str) -> str:
+    """One checkpoint's stored evaluation under one metric config:
+    ``eval/checkpoints/<model>/<run>/<checkpoint>/<config_key>.json`` (``checkpoint`` = its folder name, ``epoch_<N>``)."""
+    return (f"{EVAL}/{CHECKPOINTS}/{check_name(model, 'model')}/{check_name(run, 'run')}/"
+            f"{check_name(checkpoint, 'checkpoint folder')}/{check_name(config_key, 'evaluation config key')}.json")
+
+
+def sweep_file(model: str, sweep: str) -> str:
+    """A sweep's record (trials, best config, best run): ``sweeps/<model>/<sweep>.json``."""
+    return f"{SWEEPS}/{check_name(model, 'model')}/{check_name(sweep, 'sweep name')}.json"
