@@ -42,6 +42,10 @@ class TrainRun(BaseModel):
         max_failures: worker-group restarts Ray Train makes after a failure (each resumes
             from the last checkpoint).
         samples: images shown in each checkpoint's sample grid.
+        validate_every: every K epochs (and after the last one) rank 0 reports ``val_mae`` and
+            ``val_psnr`` of the generator on a fixed subset of the store's ``val`` split
+            (:mod:`breastflow.train.validation`; paired image-to-image datasets); 0 = off.
+        validation_items: size of that fixed ``val`` subset (slices).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
@@ -61,6 +65,8 @@ class TrainRun(BaseModel):
     compile: bool = False
     max_failures: int = Field(2, ge=0)
     samples: int = Field(4, ge=1, le=16)
+    validate_every: int = Field(0, ge=0)
+    validation_items: int = Field(8, ge=1, le=256)
 
     @field_validator("run")
     @classmethod

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from breastflow.data.datasets import build_dataset
 from breastflow.models import build_model
@@ -30,6 +31,7 @@ from breastflow.train.config import LOSSES_FILE, RUN_FILE, TrainResult, TrainRun
 from breastflow.train.losses_log import read_losses
 from breastflow.train.ray_cluster import apply_ray_env, init_ray, storage_env
 from breastflow.train.resume import resume_model
+from breastflow.train.validation import validation_dataset
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,13 @@ def preflight(run: TrainRun) -> str:
         FileNotFoundError: a weight file the model needs is missing (e.g. VGG19 with perceptual on).
         breastflow.data.datasets.DatasetError: the store cannot give the dataset (missing phase ...).
         breastflow.train.checkpoint.CheckpointMismatchError: the run exists with another config or data.
+        breastflow.train.validation.ValidationError: validation is on but the store has no usable
+            ``val`` split (or the dataset is not paired image-to-image).
     """
     model = build_model(run.model, run.model_options)
     version = build_dataset(run.dataset, run.store, run.dataset_spec).version
+    if run.validate_every:
+        validation_dataset(run.store, run.dataset, run.dataset_spec)
     existing = list_checkpoints(run.run_uri)
     if existing:
         state = read_checkpoint_state(existing[-1])
@@ -51,6 +57,31 @@ def preflight(run: TrainRun) -> str:
         log.info("run %s continues from %s (epoch %d of %d)", run.run, existing[-1], meta_of(state, "").epoch,
                  run.total_epochs)
     return version
+
+
+def make_trainer(run: TrainRun, callbacks: Sequence[Any] = ()) -> Any:
+    """The ``TorchTrainer`` of ``run`` (call ``.fit()``): name = the run, storage = ``<store>/checkpoints/<model>``,
+    every checkpoint kept, ``FailureConfig(max_failures)``; ``callbacks`` go to its ``RunConfig``
+    (e.g. Tune's ``TuneReportCallback`` for a sweep trial)."""
+    apply_ray_env()
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from breastflow.train.worker import train_func_per_worker
+
+    return TorchTrainer(
+        train_func_per_worker,
+        train_loop_config={"train_run": run.model_dump(mode="json")},
+        scaling_config=ScalingConfig(num_workers=run.workers, use_gpu=run.gpu),
+        run_config=RunConfig(
+            name=run.run,
+            storage_path=run.storage_path,
+            failure_config=FailureConfig(max_failures=run.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=None),
+            worker_runtime_env={"env_vars": storage_env()},
+            callbacks=list(callbacks) or None,
+        ),
+    )
 
 
 def launch_training(run: TrainRun, include_dashboard: bool | None = None,
@@ -75,10 +106,6 @@ def launch_training(run: TrainRun, include_dashboard: bool | None = None,
     """
     apply_ray_env()  # before Ray is imported: it reads the loopback setting at import
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    from breastflow.train.worker import train_func_per_worker
 
     version = preflight(run)
     loc = StoreLocation.from_url(run.store)
@@ -94,19 +121,7 @@ def launch_training(run: TrainRun, include_dashboard: bool | None = None,
     try:
         if on_start is not None:
             on_start()
-        trainer = TorchTrainer(
-            train_func_per_worker,
-            train_loop_config={"train_run": run.model_dump(mode="json")},
-            scaling_config=ScalingConfig(num_workers=run.workers, use_gpu=run.gpu),
-            run_config=RunConfig(
-                name=run.run,
-                storage_path=run.storage_path,
-                failure_config=FailureConfig(max_failures=run.max_failures),
-                checkpoint_config=CheckpointConfig(num_to_keep=None),
-                worker_runtime_env={"env_vars": storage_env()},
-            ),
-        )
-        result = trainer.fit()
+        result = make_trainer(run).fit()
     finally:
         if started:
             ray.shutdown()

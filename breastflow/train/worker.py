@@ -5,8 +5,9 @@ as JSON data) and builds everything else itself: the loader (:mod:`.loader`),
 the model (:func:`breastflow.models.build_model`), DDP through
 ``ray.train.torch.prepare_model``. Per epoch it trains, averages the losses over
 batches and ranks, reports them to Ray (the dashboard shows them), appends them
-to ``losses.csv`` and, every ``checkpoint_every`` epochs and after the last one,
-saves a checkpoint (rank 0 writes ``state.pt`` and ``samples.png``; every rank
+to ``losses.csv`` (with ``val_mae``/``val_psnr`` every ``validate_every`` epochs when
+validation is on: :mod:`.validation`; rank 0 computes, every rank reports the value) and,
+every ``checkpoint_every`` epochs and after the last one, saves a checkpoint (rank 0 writes ``state.pt`` and ``samples.png``; every rank
 calls ``ray.train.report``). At start it resumes from ``ray.train.get_checkpoint()``
 when Ray hands one (a restarted worker group, or the same run started again).
 
@@ -45,6 +46,7 @@ from breastflow.train.loader import build_loader, set_loader_epoch
 from breastflow.train.losses_log import LossLog
 from breastflow.train.resume import resume_model
 from breastflow.train.samples import save_sample_grid
+from breastflow.train.validation import VAL_KEYS, Validator
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,20 @@ def _mean_over_ranks(sums: dict[str, float], batches: int, world: int) -> dict[s
         torch.distributed.all_reduce(values)
         values = values.cpu() / world
     return {n: float(v) for n, v in zip(names, values.tolist(), strict=True)}
+
+
+def _broadcast_from_rank0(values: dict[str, float], names: tuple[str, ...], world: int) -> dict[str, float]:
+    """Rank 0's ``values`` on every rank (other ranks pass ``{}``), so every rank reports the same keys."""
+    if world <= 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return values
+    backend_device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor([values.get(n, 0.0) for n in names], dtype=torch.float64, device=backend_device)
+    torch.distributed.broadcast(tensor, src=0)
+    return {n: float(v) for n, v in zip(names, tensor.cpu().tolist(), strict=True)}
+
+
+def _validation_due(epoch: int, every: int, total: int) -> bool:
+    return every > 0 and (epoch % every == 0 or epoch == total)
 
 
 def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
@@ -161,6 +177,8 @@ def train_func_per_worker(config: dict[str, Any]) -> None:
         model.wrap_networks(lambda name, network: torch.compile(network) if _has_trainable(network) else network)
     losses = LossLog(run.store, run.run_dir, keep_until=model.epoch) if rank == 0 else None
     samples = _first_items(data, run.samples) if rank == 0 else None
+    validator = (Validator(run.store, run.dataset, spec, run.validation_items)
+                 if run.validate_every and rank == 0 else None)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
     model.train()
 
@@ -172,6 +190,8 @@ def train_func_per_worker(config: dict[str, Any]) -> None:
             spec["image_size"] = resolution
             loader, data = build_loader(run.store, run.dataset, spec, run.batch_size, run.seed, run.loader_workers)
             samples = _first_items(data, run.samples) if rank == 0 else None
+            if validator is not None:
+                validator.set_image_size(resolution)
         set_loader_epoch(loader, data, epoch)
         sums: dict[str, float] = defaultdict(float)
         batches = 0
@@ -184,6 +204,12 @@ def train_func_per_worker(config: dict[str, Any]) -> None:
         model.end_epoch()
         metrics: dict[str, Any] = {**_mean_over_ranks(sums, batches, world), "epoch": model.epoch,
                                    "step": model.step}
+        if _validation_due(model.epoch, run.validate_every, total):
+            scores: dict[str, float] = {}
+            if validator is not None:
+                with unwrapped(model):
+                    scores = validator.evaluate(model)
+            metrics.update(_broadcast_from_rank0(scores, VAL_KEYS, world))
         if losses is not None:
             losses.append(metrics)
         if model.epoch % run.checkpoint_every and model.epoch != total:
