@@ -1,0 +1,182 @@
+"""``write_synthesis_report`` on a tiny store: every section, Table 2 = an independent evaluate_sets, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generate"))  # generate_helpers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # data_store_builder
+
+from data_store_builder import PhantomStudy, patients
+from generate_helpers import build_tiny_store, write_checkpoint
+
+from breastflow.data.image_sets import ImageSet
+from breastflow.data.selection_loading import load_selection
+from breastflow.evaluate.config import EvaluationConfig
+from breastflow.evaluate.sets import evaluate_sets
+from breastflow.generate.config import GenerateConfig, GenerateSplit
+from breastflow.generate.run import generate_synthetic
+from breastflow.select.report import (
+    SynthesisReportError,
+    read_selected,
+    synthetic_name,
+    write_synthesis_report,
+)
+from breastflow.select.report_render import SECTIONS
+from breastflow.select.same import same_score
+from breastflow.store import layout
+from breastflow.store.fs import StoreLocation, atomic_write_bytes
+from breastflow.store.splits import Split
+
+METRICS = ["mse", "mae", "ssim"]
+BOX = (2, 3, 8, 13, 9, 14)
+
+
+def studies() -> list[PhantomStudy]:
+    train, val, test = patients(Split.TRAIN, 2), patients(Split.VAL, 2), patients(Split.TEST, 2)
+    out = [PhantomStudy(f"tr-{i}", p, shape=(6, 24, 24), box=BOX, seed=10 + i) for i, p in enumerate(train)]
+    out += [PhantomStudy(f"va-{i}", p, shape=(6, 24, 24), box=BOX, seed=20 + i) for i, p in enumerate(val)]
+    out += [PhantomStudy(f"te-{i}", p, shape=(6, 24, 24), box=BOX, seed=30 + i, dtype="int16" if i else "uint16",
+                         slope=2.0 if i else 1.0, intercept=-50.0 if i else 0.0) for i, p in enumerate(test)]
+    return out
+
+
+def selection_text(store: str, split: str = "val") -> str:
+    return f"store://{store}?series=post_1&split={split}&slices=lesion&scale=per-case"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Store + 3 tiny random checkpoints, each with its val synthetic set, and a selected.json from real numbers."""
+    import torch
+
+    store = build_tiny_store(str(tmp_path_factory.mktemp("rep") / "store"), studies())
+    run_dir = Path(store) / layout.checkpoint_dir("pix2pixhd", "r1")
+    real = load_selection(selection_text(store), "real")
+    config = EvaluationConfig(metrics=tuple(METRICS), paired=True, by=())
+    rows = []
+    for epoch in (1, 2, 3):
+        torch.manual_seed(epoch)
+        folder = write_checkpoint(run_dir / f"epoch_{epoch:06d}", store)
+        name = f"eval-pix2pixhd-r1-e{epoch}"
+        generate_synthetic(GenerateConfig(checkpoint=str(folder), store=store, split=GenerateSplit.VAL, name=name))
+        fake = load_selection(selection_text(store) + f"&synthetic={name}", "fake")
+        values = evaluate_sets(real, fake, config).values
+        rows.append({"checkpoint": str(folder), "epoch": epoch, "synthetic": name,
+                     **{k: values[k] for k in values if k.split("_sd")[0] in METRICS}})
+    frame = pd.DataFrame(rows).set_index("checkpoint")
+    result = same_score(frame, METRICS)
+    for row in rows:
+        row["same"] = float(result.same[row["checkpoint"]])
+        row["scaled"] = {m: float(result.scaled.loc[row["checkpoint"], m]) for m in METRICS}
+    selected = result.choice
+    data = {"model": "pix2pixhd", "run": "r1", "run_uri": str(run_dir), "selected": selected, "criterion": "same",
+            "metrics": METRICS + ["fid_rad_missing"], "selection": selection_text(store), "dataset_version": "v",
+            "metric_config": config.model_dump(mode="json"), "table": rows,
+            "failed": [{"checkpoint": str(run_dir / "epoch_000004"), "error": "CheckpointError: corrupt state.pt"}],
+            "notes": ["FID_Rad not computed: no RadImageNet weights configured"]}
+    atomic_write_bytes(StoreLocation.from_url(store), layout.selected_file("pix2pixhd", "r1"),
+                       json.dumps(data).encode())
+    report = write_synthesis_report(store, "pix2pixhd", "r1", samples=2)
+    return store, data, report
+
+
+def test_report_files_hold_every_section_figure_and_the_failed_checkpoint(run):
+    store, data, report = run
+    folder = Path(store) / layout.report_dir("pix2pixhd", "r1")
+    assert report.html == str(folder / "report.html") and Path(report.html).is_file()
+    md = Path(report.markdown).read_text()
+    html = Path(report.html).read_text()
+    assert md == report.markdown_text
+    for section in SECTIONS:
+        assert f"## {section}" in md and f"<h2>{section}</h2>" in html
+    names = {Path(f).name for f in report.figures}
+    assert {"fig4a_same.png", "fig4b_samples.png", "fig7_kinetics.png", "fig8_kinetics_cases.png",
+            "kinetics_enhancement.png", "privacy_pixels.png"} <= names
+    for figure in report.figures:
+        assert Path(figure).read_bytes()[:4] == b"\x89PNG"
+        assert f"src='{Path(figure).name}'" in html  # relative links: opens from the folder
+    assert "epoch_000004" in md and "corrupt state.pt" in html
+    assert "FID_Rad not computed" in md
+    assert "'fid_rad_missing' is not an evaluation metric" in md
+    epoch = next(r["epoch"] for r in data["table"] if r["checkpoint"] == data["selected"])
+    assert f"ep{epoch} (selected)" in md
+    stored = json.loads((folder / "report.json").read_text())
+    assert stored["table2"] == [json.loads(json.dumps(r)) for r in report.table2]
+
+
+def test_table2_equals_an_independent_evaluation_and_has_the_baseline_rows(run):
+    store, _, report = run
+    assert report.synthetic == synthetic_name("pix2pixhd", "r1", "test") and report.targets == ["post_1"]
+    test_sel = selection_text(store, "test")
+    real = load_selection(test_sel, "real")
+    pre = load_selection(test_sel.replace("series=post_1", "series=pre"), "pre")
+    fake = load_selection(test_sel + f"&synthetic={report.synthetic}", "fake")
+    assert sorted(real.meta.study.unique()) == ["te-0", "te-1"]
+
+    def sub(a: ImageSet, b: ImageSet, label: str) -> ImageSet:
+        images = tuple(np.maximum(x.astype(np.float64) - y, 0.0) for x, y in zip(a.images, b.images, strict=True))
+        return ImageSet(source=label, names=a.names, images=images, meta=a.meta)
+
+    expected = {"synthetic": (real, fake), "baseline": (real, pre),
+                "subtraction": (sub(real, pre, "rs"), sub(fake, pre, "fs"))}
+    rows = {r["kind"]: r for r in report.table2}
+    assert set(rows) == set(expected)
+    assert "Real pre" in rows["baseline"]["comparison"]
+    for kind, (a, b) in expected.items():
+        config = EvaluationConfig.model_validate(rows[kind]["config"])
+        assert set(METRICS) <= set(config.resolved_metrics()) and config.paired
+        values = evaluate_sets(a, b, config).values
+        for metric, value in rows[kind]["values"].items():
+            assert value == pytest.approx(values[metric], rel=1e-12, abs=1e-15), (kind, metric)
+        assert rows[kind]["n"] == len(a)
+    assert rows["synthetic"]["values"]["mae"] != rows["baseline"]["values"]["mae"]
+
+
+def test_lesion_boxes_kinetics_vendors_and_memorisation(run):
+    store, _, report = run
+    boxes = {r["kind"]: r for r in report.lesion_boxes}
+    assert set(boxes) == {"synthetic", "baseline", "subtraction"}
+    # independent: baseline box MAE of study te-0 on its lesion slices (boxes cover z 2..3, rows 8..13, cols 9..14)
+    sel = selection_text(store, "test") + "&study=te-0"
+    real, pre = load_selection(sel, "r"), load_selection(sel.replace("series=post_1", "series=pre"), "p")
+    diffs = [np.abs(pre.images[i][8:14, 9:15] - real.images[i][8:14, 9:15])
+             for i, z in enumerate(real.meta.slice) if 2 <= z <= 3]
+    sel1 = selection_text(store, "test") + "&study=te-1"
+    real1, pre1 = load_selection(sel1, "r"), load_selection(sel1.replace("series=post_1", "series=pre"), "p")
+    diffs1 = [np.abs(pre1.images[i][8:14, 9:15] - real1.images[i][8:14, 9:15])
+              for i, z in enumerate(real1.meta.slice) if 2 <= z <= 3]
+    per_study = [np.concatenate([d.ravel() for d in diffs]).mean(), np.concatenate([d.ravel() for d in diffs1]).mean()]
+    assert boxes["baseline"]["mae"] == pytest.approx(np.mean(per_study), rel=1e-12)
+    assert boxes["baseline"]["studies"] == 2 and boxes["baseline"]["voxels"] == 2 * 2 * 36
+    k = report.kinetics
+    assert k["lesions"] == 2 and k["phases"] == ["pre", "post_1"] and not k["multi_phase"]
+    real_enh = {e["case"]: e["real"] for e in k["enhancement"]}
+    assert real_enh["te-0/l1"] == pytest.approx(0.4 / 1.0, rel=0.05)  # the phantom's lesion gains 40 % at post_1
+    assert "need a multi-phase (joint) model" in report.markdown_text
+    assert report.vendors and {v["vendor"] for v in report.vendors} == {"phantom"}
+    assert any(v["kind"] == "synthetic" and "mae" in v["values"] for v in report.vendors)
+    memo = report.memorisation
+    assert memo["values"]["privacy_n_train"] == len(load_selection(selection_text(store, "train"), "t"))
+    assert memo["closest"] and all(c["train"].startswith("tr-") for c in memo["closest"])
+    assert "patient" not in report.markdown_text and "pat-" not in report.markdown_text  # pseudonyms only
+
+
+def test_second_run_reuses_the_synthetic_test_set(run):
+    store, _, first = run
+    again = write_synthesis_report(store, "pix2pixhd", "r1", samples=1)
+    assert again.reused and not first.reused
+    assert [r["values"] for r in again.table2] == [r["values"] for r in first.table2]
+
+
+def test_missing_selection_names_the_file_and_the_command(tmp_path):
+    with pytest.raises(SynthesisReportError, match=r"selected\.json.*run breastflow select RUN STORE first"):
+        read_selected(str(tmp_path / "store"), "pix2pixhd", "nope")
+    with pytest.raises(SynthesisReportError, match="run breastflow select"):
+        write_synthesis_report(str(tmp_path / "store"), "pix2pixhd", "nope")
