@@ -180,3 +180,47 @@ def test_missing_selection_names_the_file_and_the_command(tmp_path):
         read_selected(str(tmp_path / "store"), "pix2pixhd", "nope")
     with pytest.raises(SynthesisReportError, match="run breastflow select"):
         write_synthesis_report(str(tmp_path / "store"), "pix2pixhd", "nope")
+
+
+@pytest.fixture(scope="module")
+def joint(run):
+    """A joint model (targets post_1..post_3) of run j1 with one selected checkpoint and no validation set."""
+    store = run[0]
+    folder = write_checkpoint(Path(store) / layout.checkpoint_dir("pix2pixhd", "j1") / "epoch_000002", store,
+                              targets=("post_1", "post_2", "post_3"))
+    data = {"model": "pix2pixhd", "run": "j1", "selected": str(folder), "criterion": "same", "metrics": METRICS,
+            "selection": selection_text(store), "table": [{"checkpoint": str(folder), "epoch": 2, "synthetic": None,
+                                                           "mse": 1.0, "same": 0.0, "scaled": {"mse": 0.0}}],
+            "failed": [], "notes": []}
+    atomic_write_bytes(StoreLocation.from_url(store), layout.selected_file("pix2pixhd", "j1"),
+                       json.dumps(data).encode())
+    return write_synthesis_report(store, "pix2pixhd", "j1", samples=1)
+
+
+def test_joint_model_gets_every_phase_and_curve_type_agreement(joint):
+    assert joint.targets == ["post_1", "post_2", "post_3"]
+    assert [(r["target"], r["kind"]) for r in joint.table2] == [
+        (t, k) for t in joint.targets for k in ("synthetic", "baseline", "subtraction")]
+    k = joint.kinetics
+    assert k["multi_phase"] and k["phases"] == ["pre", "post_1", "post_2", "post_3"] and k["lesions"] == 2
+    curves = pd.DataFrame(k["curves"])
+    assert set(curves.real) == {"persistent"}  # the phantom's lesion gains 40 % more every phase
+    assert k["kinetics_curve_accuracy"] == pytest.approx(float((curves.real == curves.synthetic).mean()))
+    assert "curve-type accuracy" in joint.markdown_text and "need a multi-phase" not in joint.markdown_text
+    assert "Not available" not in joint.markdown_text.split("## Fig 4b")[1].split("##")[0]  # grid: real columns
+    assert "kinetics_enhancement.png" not in " ".join(joint.figures)
+
+
+def test_cli_prints_the_report_as_json_and_names_a_missing_selection(run, tmp_path):
+    from click.testing import CliRunner
+
+    from breastflow.cli.report import report
+
+    store = run[0]
+    result = CliRunner().invoke(report, [store, "pix2pixhd", "r1", "--samples", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["html"].endswith("checkpoints/pix2pixhd/r1/report/report.html") and data["reused"]
+    assert [r["kind"] for r in data["table2"]] == ["synthetic", "baseline", "subtraction"]
+    missing = CliRunner().invoke(report, [store, "pix2pixhd", "none"])
+    assert missing.exit_code != 0 and "run breastflow select RUN STORE first" in missing.output
