@@ -25,6 +25,7 @@ from breastflow.data.image_sets import (
 )
 from breastflow.evaluate.config import PIXELS, EvaluationConfig
 from breastflow.metrics import names
+from breastflow.metrics.cache import FeatureCache
 from breastflow.registry import Registry
 
 
@@ -37,6 +38,12 @@ class EvaluationContext:
         config: what is computed and how.
         data_range: intensity range R, ``None`` when no metric needs one.
         artifacts: what evaluators leave for the report (``"moments"``, ``"swd"``, ``"paired_per_case"``).
+        feature_cache: optional content-keyed cache of the *real* set's features
+            (:class:`breastflow.metrics.cache.FeatureCache`); Fréchet metrics read and
+            fill it, so a real set compared with many synthetic sets is extracted once.
+        dataset_key: what the real set is, for the cache key (e.g. its dataset version
+            plus the selection string); required with ``feature_cache``, since two real
+            sets must never share a key. Sub-contexts (:meth:`subset`) use neither.
     """
 
     real: ImageSet
@@ -44,7 +51,22 @@ class EvaluationContext:
     config: EvaluationConfig
     data_range: float | None
     artifacts: dict[str, object] = field(default_factory=dict)
+    feature_cache: FeatureCache | None = None
+    dataset_key: str | None = None
     _cache: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.feature_cache is not None and not self.dataset_key:
+            raise ValueError("EvaluationContext: a feature cache needs a dataset_key naming the real set")
+
+    def real_cache(self) -> tuple[FeatureCache | None, str | None]:
+        """The real-feature cache and the real set's key (``(None, None)`` without a cache).
+
+        The key includes the resize setting, since the features are of the resized stack.
+        """
+        if self.feature_cache is None:
+            return None, None
+        return self.feature_cache, f"{self.dataset_key}|resize={self.config.resize}"
 
     def stacks(self) -> tuple[np.ndarray, np.ndarray]:
         """Real and fake images as ``(N, H, W)`` / ``(M, H, W)`` stacks (resized when configured)."""
@@ -183,9 +205,10 @@ def _frechet_evaluator(extractor: str, metric: str) -> MetricEvaluator:
 
         ctx.require(metric, 2, "a covariance estimate")
         real, fake = ctx.stacks()
-        value = frechet_distance(real, fake, extractor=extractor, protocol=ctx.config.protocol, data_range=ctx.data_range,
-                                 batch_size=ctx.config.batch_size, device=ctx.config.device,
-                                 weights=ctx.config.weights.get(extractor))
+        cache, real_key = ctx.real_cache()
+        value = frechet_distance(real, fake, extractor=extractor, protocol=ctx.config.protocol, cache=cache,
+                                 real_key=real_key, data_range=ctx.data_range, batch_size=ctx.config.batch_size,
+                                 device=ctx.config.device, weights=ctx.config.weights.get(extractor))
         return {metric: value}
 
     return MetricEvaluator(compute=compute, paired=False, needs_data_range=True,

@@ -38,6 +38,7 @@ from breastflow.evaluate.evaluators import (
     EvaluationContext,
     extractor_windows,
 )
+from breastflow.metrics.cache import FeatureCache
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class EvaluationResult:
 
 
 def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, train: ImageSet | None = None,
-                  holdout: ImageSet | None = None) -> EvaluationResult:
+                  holdout: ImageSet | None = None, *, feature_cache: FeatureCache | None = None,
+                  dataset_key: str | None = None) -> EvaluationResult:
     """Compute the configured metrics of ``fake`` against ``real``, per group and the privacy check.
 
     Args:
@@ -81,6 +83,11 @@ def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, trai
         config: what to compute.
         train, holdout: real images the generator was / was not trained on; both
             given = the memorisation check (:mod:`breastflow.evaluate.privacy_check`).
+        feature_cache: cache of the real set's features (Fréchet metrics extract them once
+            per real set, extractor, weights, protocol and data range); ``None`` = no cache.
+        dataset_key: names the real set's content in the cache key (e.g. its
+            :func:`breastflow.data.version.dataset_version` plus the selection string);
+            required with ``feature_cache``.
 
     Raises:
         RegistryError: an unknown metric name (nearest names suggested).
@@ -122,7 +129,8 @@ def evaluate_sets(real: ImageSet, fake: ImageSet, config: EvaluationConfig, trai
         notes.append(f"distribution metrics on images resized to {config.resize}x{config.resize} ({RESIZE_PROTOCOL}); "
                      "paired metrics at native size")
     groupings = resolve_groupings(config.by, real, fake)
-    ctx = EvaluationContext(real=real, fake=fake, config=config, data_range=data_range)
+    ctx = EvaluationContext(real=real, fake=fake, config=config, data_range=data_range, feature_cache=feature_cache,
+                            dataset_key=dataset_key)
     values: dict[str, float] = {"n_real": float(len(real)), "n_fake": float(len(fake))}
     if data_range is not None:
         values["data_range"] = data_range

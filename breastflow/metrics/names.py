@@ -65,6 +65,18 @@ LOWER_IS_BETTER: frozenset[str] = frozenset({
     MSE, MAE, LPIPS, FID_IMG, FID_RAD, FRD, NN_ACCURACY_GAP, MOMENTS_W1, SWD, PRIVACY_CLOSE_SHARE,
 })
 
+# Lesion-box (region of interest) variants of the paired metrics: the same metric over the
+# lesion boxes of each slice only (breastflow.evaluate.checkpoint).
+ROI_PREFIX = "roi_"
+ROI_MSE = "roi_mse"
+ROI_MAE = "roi_mae"
+ROI_PSNR = "roi_psnr"
+ROI_SSIM = "roi_ssim"
+#: paired metric -> its lesion-box variant
+ROI_METRICS: dict[str, str] = {MSE: ROI_MSE, MAE: ROI_MAE, PSNR: ROI_PSNR, SSIM: ROI_SSIM}
+HIGHER_IS_BETTER = HIGHER_IS_BETTER | {ROI_PSNR, ROI_SSIM}
+LOWER_IS_BETTER = LOWER_IS_BETTER | {ROI_MSE, ROI_MAE}
+
 SD_SUFFIX = "_sd"
 
 
