@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generate"))  # generate_helpers
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # data_store_builder
-
-from data_store_builder import PhantomStudy, patients
-from generate_helpers import build_tiny_store, write_checkpoint
+from report_helpers import (
+    METRICS,
+    build_tiny_store,
+    report_studies,
+    selection_text,
+    write_checkpoint,
+    write_selected,
+)
 
 from breastflow.data.image_sets import ImageSet
 from breastflow.data.selection_loading import load_selection
@@ -31,24 +32,6 @@ from breastflow.select.report import (
 from breastflow.select.report_render import SECTIONS
 from breastflow.select.same import same_score
 from breastflow.store import layout
-from breastflow.store.fs import StoreLocation, atomic_write_bytes
-from breastflow.store.splits import Split
-
-METRICS = ["mse", "mae", "ssim"]
-BOX = (2, 3, 8, 13, 9, 14)
-
-
-def studies() -> list[PhantomStudy]:
-    train, val, test = patients(Split.TRAIN, 2), patients(Split.VAL, 2), patients(Split.TEST, 2)
-    out = [PhantomStudy(f"tr-{i}", p, shape=(6, 24, 24), box=BOX, seed=10 + i) for i, p in enumerate(train)]
-    out += [PhantomStudy(f"va-{i}", p, shape=(6, 24, 24), box=BOX, seed=20 + i) for i, p in enumerate(val)]
-    out += [PhantomStudy(f"te-{i}", p, shape=(6, 24, 24), box=BOX, seed=30 + i, dtype="int16" if i else "uint16",
-                         slope=2.0 if i else 1.0, intercept=-50.0 if i else 0.0) for i, p in enumerate(test)]
-    return out
-
-
-def selection_text(store: str, split: str = "val") -> str:
-    return f"store://{store}?series=post_1&split={split}&slices=lesion&scale=per-case"
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +39,7 @@ def run(tmp_path_factory):
     """Store + 3 tiny random checkpoints, each with its val synthetic set, and a selected.json from real numbers."""
     import torch
 
-    store = build_tiny_store(str(tmp_path_factory.mktemp("rep") / "store"), studies())
+    store = build_tiny_store(str(tmp_path_factory.mktemp("rep") / "store"), report_studies())
     run_dir = Path(store) / layout.checkpoint_dir("pix2pixhd", "r1")
     real = load_selection(selection_text(store), "real")
     config = EvaluationConfig(metrics=tuple(METRICS), paired=True, by=())
@@ -81,8 +64,7 @@ def run(tmp_path_factory):
             "metric_config": config.model_dump(mode="json"), "table": rows,
             "failed": [{"checkpoint": str(run_dir / "epoch_000004"), "error": "CheckpointError: corrupt state.pt"}],
             "notes": ["FID_Rad not computed: no RadImageNet weights configured"]}
-    atomic_write_bytes(StoreLocation.from_url(store), layout.selected_file("pix2pixhd", "r1"),
-                       json.dumps(data).encode())
+    write_selected(store, "pix2pixhd", "r1", data)
     report = write_synthesis_report(store, "pix2pixhd", "r1", samples=2)
     return store, data, report
 
@@ -192,8 +174,7 @@ def joint(run):
             "selection": selection_text(store), "table": [{"checkpoint": str(folder), "epoch": 2, "synthetic": None,
                                                            "mse": 1.0, "same": 0.0, "scaled": {"mse": 0.0}}],
             "failed": [], "notes": []}
-    atomic_write_bytes(StoreLocation.from_url(store), layout.selected_file("pix2pixhd", "j1"),
-                       json.dumps(data).encode())
+    write_selected(store, "pix2pixhd", "j1", data)
     return write_synthesis_report(store, "pix2pixhd", "j1", samples=1)
 
 
