@@ -98,7 +98,8 @@ def read_selected(store: str, model: str, run: str) -> dict:
     except FileNotFoundError as err:
         run_uri = loc.join(layout.checkpoint_dir(model, run))
         raise SynthesisReportError(f"no checkpoint selection at {loc.join(rel)}: run breastflow select RUN STORE "
-                                   f"first (breastflow select {run_uri} {loc.url})") from err
+                                   f"first (breastflow select {run} {store} --model {model}; run folder "
+                                   f"{run_uri})") from err
     except json.JSONDecodeError as err:
         raise SynthesisReportError(f"{loc.join(rel)} is not valid JSON ({err}); re-run breastflow select") from err
     missing = [k for k in REQUIRED_KEYS if k not in data]
@@ -254,7 +255,7 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
     targets, reused = ensure_synthetic(loc, checkpoint, split, name, device)
     epoch = next((r.get("epoch") for r in data["table"] if r["checkpoint"] == data["selected"]), None)
     label = f"Syn ep{epoch}" if epoch is not None else "Syn"
-    metrics = tables.table2_metrics(data.get("metrics") or [], notes)
+    metrics = tables.table2_metrics([*(data.get("metrics") or []), *(data.get("extra_metrics") or [])], notes)
     table2, boxes, vendors, kinetics_summary = [], [], [], {}
     memo: dict = {}
     with tempfile.TemporaryDirectory(prefix="breastflow-report-") as tmp:
@@ -291,7 +292,8 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
             pngs.append((path.stem, path))
         report = {"model": model, "run": run, "selected": data["selected"], "split": split, "synthetic": name,
                   "reused": reused, "targets": targets, "table1": data["table"], "failed": data.get("failed") or [],
-                  "metrics": list(data.get("metrics") or []), "criterion": data.get("criterion"),
+                  "metrics": list(data.get("metrics") or []), "extra_metrics": list(data.get("extra_metrics") or []),
+                  "criterion": data.get("criterion"),
                   "selection": data["selection"], "dataset_version": data.get("dataset_version"),
                   "table2": table2, "lesion_boxes": boxes, "kinetics": kinetics_summary, "vendors": vendors,
                   "memorisation": memo, "notes": notes}

@@ -50,11 +50,15 @@ def _metric_columns(rows: Sequence[dict], key: str | None) -> list[str]:
 
 def _table1(report: dict) -> list:
     rows = report["table1"]
-    metrics = [m for m in report["metrics"] if any(m in r for r in rows)]
-    header = ["checkpoint", "synthetic set", *metrics, "SAMe"]
+    ranked = list(report["metrics"])
+    extra = [*report.get("extra_metrics", []), *names.ROI_METRICS.values()]
+    metrics = [m for m in dict.fromkeys(ranked + extra) if any(m in r for r in rows)]
+    score = (report.get("criterion") or "same") != "same" and any("score" in r for r in rows)
+    header = ["checkpoint", "synthetic set", *[m + (" (ranked)" if m in ranked else "") for m in metrics], "SAMe",
+              *(["score"] if score else [])]
     body = [[f"ep{r.get('epoch', '?')}{' (selected)' if r['checkpoint'] == report['selected'] else ''}",
              str(r.get("synthetic") or ""), *[fmt(r.get(m), r.get(names.sd_name(m))) for m in metrics],
-             fmt(r.get("same"))] for r in rows]
+             fmt(r.get("same")), *([fmt(r.get("score"))] if score else [])] for r in rows]
     blocks: list = [("h2", SECTIONS[0]),
                     ("p", (f"Criterion {report.get('criterion') or 'same'} over {', '.join(report['metrics'])} on "
                            f"{report['selection']}; dataset version {report.get('dataset_version')}. Raw values, "

@@ -49,27 +49,35 @@ class ComparisonSets:
 
 
 def table2_metrics(selected_metrics: Sequence[str], notes: list[str]) -> tuple[str, ...]:
-    """The selection's metrics that are evaluation metrics, plus :data:`BASE_METRICS`, in a stable order."""
+    """The selection's metrics that are evaluation metrics, plus :data:`BASE_METRICS`, in a stable order.
+
+    Lesion-box variants (``roi_*``) are covered by the lesion-box table; any other
+    name that is not an evaluation metric is left out with a note.
+    """
     out: list[str] = []
+    skipped: list[str] = []
     for metric in [*selected_metrics, *BASE_METRICS]:
-        if metric in out or metric == names.SAME:
+        if metric in out or metric == names.SAME or metric in names.ROI_METRICS.values():
             continue
         if metric not in EVALUATORS:
-            notes.append(f"Table 2: selection metric {metric!r} is not an evaluation metric here "
-                         "(e.g. a lesion-box variant); the lesion-box table covers the box metrics")
+            skipped.append(metric)
             continue
         out.append(metric)
+    if skipped:
+        notes.append(f"Table 2: selection metric(s) {', '.join(repr(m) for m in skipped)} are not evaluation "
+                     "metrics here; left out")
     return tuple(out)
 
 
 def base_config(metric_config: dict, metrics: tuple[str, ...], device: str, sets: ComparisonSets) -> EvaluationConfig:
     """The evaluation configuration of every Table 2 row: the selection's metric config, paired, no groups.
 
-    Fields of ``metric_config`` that are :class:`EvaluationConfig` fields are kept
+    Fields of ``metric_config["evaluation"]`` (or of ``metric_config`` itself) that are :class:`EvaluationConfig` fields are kept
     (weights, protocol, data range ...); ``resize`` is set to the largest image side
     when the images differ in size (distribution metrics need one size).
     """
-    fields = {k: v for k, v in (metric_config or {}).items() if k in EvaluationConfig.model_fields}
+    settings = (metric_config or {}).get("evaluation", metric_config or {})  # selected.json nests it
+    fields = {k: v for k, v in settings.items() if k in EvaluationConfig.model_fields}
     shapes = {img.shape for img in sets.real_post.images}
     if len(shapes) > 1 and fields.get("resize") is None:
         fields["resize"] = max(max(s) for s in shapes)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from data_store_builder import PhantomStudy, patients
 from generate_helpers import build_tiny_store, write_checkpoint
 
 from breastflow.store import layout
-from breastflow.store.fs import StoreLocation, atomic_write_bytes
+from breastflow.store.fs import StoreLocation
 from breastflow.store.splits import Split
 
 __all__ = ["METRICS", "build_tiny_store", "report_studies", "selection_text", "write_checkpoint", "write_selected"]
@@ -39,5 +38,10 @@ def selection_text(store: str, split: str = "val") -> str:
 
 
 def write_selected(store: str, model: str, run: str, data: dict) -> None:
-    """Write ``checkpoints/<model>/<run>/selected.json`` as ``breastflow select`` would."""
-    atomic_write_bytes(StoreLocation.from_url(store), layout.selected_file(model, run), json.dumps(data).encode())
+    """Write ``checkpoints/<model>/<run>/selected.json`` through ``breastflow select``'s own record type."""
+    from breastflow.select.results import SelectionResult, write_selection
+
+    loc = StoreLocation.from_url(store)
+    defaults = {"model": model, "run": run, "run_uri": loc.join(layout.checkpoint_dir(model, run)), "store": loc.url,
+                "criterion": "same", "dataset_version": "dsv1:test"}
+    write_selection(loc, SelectionResult.model_validate({**defaults, **data}))

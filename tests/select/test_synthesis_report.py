@@ -42,7 +42,7 @@ def run(tmp_path_factory):
     store = build_tiny_store(str(tmp_path_factory.mktemp("rep") / "store"), report_studies())
     run_dir = Path(store) / layout.checkpoint_dir("pix2pixhd", "r1")
     real = load_selection(selection_text(store), "real")
-    config = EvaluationConfig(metrics=tuple(METRICS), paired=True, by=())
+    config = EvaluationConfig(metrics=(*METRICS, "psnr"), paired=True, by=())
     rows = []
     for epoch in (1, 2, 3):
         torch.manual_seed(epoch)
@@ -52,7 +52,7 @@ def run(tmp_path_factory):
         fake = load_selection(selection_text(store) + f"&synthetic={name}", "fake")
         values = evaluate_sets(real, fake, config).values
         rows.append({"checkpoint": str(folder), "epoch": epoch, "synthetic": name,
-                     **{k: values[k] for k in values if k.split("_sd")[0] in METRICS}})
+                     **{k: values[k] for k in values if k.split("_sd")[0] in (*METRICS, "psnr")}})
     frame = pd.DataFrame(rows).set_index("checkpoint")
     result = same_score(frame, METRICS)
     for row in rows:
@@ -60,8 +60,8 @@ def run(tmp_path_factory):
         row["scaled"] = {m: float(result.scaled.loc[row["checkpoint"], m]) for m in METRICS}
     selected = result.choice
     data = {"model": "pix2pixhd", "run": "r1", "run_uri": str(run_dir), "selected": selected, "criterion": "same",
-            "metrics": METRICS + ["fid_rad_missing"], "selection": selection_text(store), "dataset_version": "v",
-            "metric_config": config.model_dump(mode="json"), "table": rows,
+            "metrics": METRICS, "extra_metrics": ["psnr", "not_a_metric"], "selection": selection_text(store),
+            "dataset_version": "v", "metric_config": {"evaluation": config.model_dump(mode="json")}, "table": rows,
             "failed": [{"checkpoint": str(run_dir / "epoch_000004"), "error": "CheckpointError: corrupt state.pt"}],
             "notes": ["FID_Rad not computed: no RadImageNet weights configured"]}
     write_selected(store, "pix2pixhd", "r1", data)
@@ -86,7 +86,8 @@ def test_report_files_hold_every_section_figure_and_the_failed_checkpoint(run):
         assert f"src='{Path(figure).name}'" in html  # relative links: opens from the folder
     assert "epoch_000004" in md and "corrupt state.pt" in html
     assert "FID_Rad not computed" in md
-    assert "'fid_rad_missing' is not an evaluation metric" in md
+    assert "'not_a_metric' are not evaluation metrics" in md
+    assert "| psnr |" in md.split("## Table 1")[1].split("## Fig 4a")[0]  # extra metric column, not ranked
     epoch = next(r["epoch"] for r in data["table"] if r["checkpoint"] == data["selected"])
     assert f"ep{epoch} (selected)" in md
     stored = json.loads((folder / "report.json").read_text())
