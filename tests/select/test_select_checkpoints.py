@@ -156,3 +156,33 @@ def test_fid_rad_policy(monkeypatch, tmp_path):
     _, ranked, _, notes = resolve_metrics(SelectConfig(store="s", run="r"), (24, 24))
     assert ranked == ["fid_img", "fid_rad", "ssim", "mse", "mae"] and not any("fid_rad" in n for n in notes)
     assert resolve_metrics(SelectConfig(store="s", run="r", model="progressive_gan"), None)[:2] == ("swd", ["swd"])
+
+
+def test_checkpoints_on_s3(ray_select, store, selected):
+    """Store and checkpoints on a moto S3 endpoint (127.0.0.1): same choice and numbers as locally."""
+    import uuid
+
+    from breastflow.store.fs import StoreLocation
+    from breastflow.store.local_s3 import local_s3
+
+    local_run = Path(store) / layout.checkpoint_dir("pix2pixhd", "r1")
+    with local_s3(set_env=False) as server, pytest.MonkeyPatch.context() as mp:
+        for key, value in server.env().items():
+            mp.setenv(key, value)
+        bucket = f"sel-{uuid.uuid4().hex[:10]}"
+        server.make_bucket(bucket)
+        url = f"s3://{bucket}/store"
+        build_select_store(url)
+        fs = StoreLocation.from_url(url).filesystem()
+        for epoch in ("epoch_000000", "epoch_000006"):
+            fs.put(str(local_run / epoch / "state.pt"), f"{bucket}/store/{layout.checkpoint_dir('pix2pixhd', 'r1')}/"
+                                                       f"{epoch}/state.pt")
+        remote = select_checkpoints(SelectConfig(store=url, run="r1", metrics=METRICS, extra_metrics=()))
+        assert remote.selected == f"{url}/checkpoints/pix2pixhd/r1/epoch_000006" and not remote.failed
+        assert remote.dataset_version == selected.dataset_version  # same studies, same voxels
+        for row, local in zip(remote.table, selected.table, strict=True):
+            for metric in (*METRICS, "roi_mse"):
+                assert row[metric] == local[metric], metric
+        assert remote.metric_config["warm_cache_misses"] == 1 and all(r["cache_hits"] == 1 for r in remote.table)
+        assert read_selection(url, "pix2pixhd", "r1") == remote
+        assert len(fs.glob(f"{bucket}/store/eval/checkpoints/pix2pixhd/r1/*/*.json")) == 2
