@@ -109,4 +109,8 @@ def select(run: str, store: str, model: str, metrics: str | None, extra: str | N
     click.echo(f"recorded in {result.uri}")
 
 
-# The ``report`` command (synthesis report of the selected checkpoint) is defined below by its own module section.
+# ``breastflow report`` (the synthesis report of the selected checkpoint) lives in breastflow/cli/report.py;
+# breastflow/cli/__init__.py's command table names it as breastflow.cli.select:report, hence this re-export.
+from breastflow.cli.report import report
+
+__all__ = ["report", "select"]
