@@ -69,6 +69,9 @@ class TrainParameters(BaseModel):
         generate_split: after training, generate this split from the last checkpoint (empty: no generation).
         generate_name: synthetic set name (empty: ``<model>-<run>-e<epoch>``).
         follow_interval_s: seconds between looks at the run's ``losses.csv`` while it trains.
+        select_after: after training, run the selection flow on the run's checkpoints
+            (:func:`flows.select.select_flow`: Ray Tune fan-out, ``selected.json``, synthesis report).
+        select_metrics: the selection's criterion metrics (empty: the family's default).
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), use_enum_values=False)
@@ -89,6 +92,8 @@ class TrainParameters(BaseModel):
     generate_split: GenerateSplit | None = Field(None, description="generate this split after training")
     generate_name: str | None = Field(None, description="synthetic set name")
     follow_interval_s: float = Field(10.0, gt=0, description="seconds between loss updates in the log")
+    select_after: bool = Field(False, description="then select the best checkpoint (flows.select) and report")
+    select_metrics: list[str] | None = Field(None, description="selection metrics; empty: the family's default")
 
     @field_validator("model")
     @classmethod
@@ -154,13 +159,15 @@ class TrainParameters(BaseModel):
 
 @flow(name="breastflow-train", log_prints=False)
 def train_flow(params: TrainParameters) -> dict[str, Any]:
-    """Train a GAN family on Ray Train, publish losses, checkpoints, the dashboard link and the sample grid.
+    """Train a GAN family on Ray Train, publish losses, checkpoints, the dashboard link and the sample grid;
+    with ``select_after``, chain into the selection flow.
 
     Args:
         params: the form (:class:`TrainParameters`).
 
     Returns:
-        ``{"run", "run_uri", "checkpoints", "epochs", "dataset_version", "metrics", "dashboard", "synthetic"}``.
+        ``{"run", "run_uri", "checkpoints", "epochs", "dataset_version", "metrics", "dashboard", "synthetic",
+        "selection"}`` (``selection``: the selection flow's summary with ``select_after``, else None).
 
     Raises:
         What ``breastflow train`` raises (bad settings, missing weights or phase, unreachable
@@ -181,6 +188,12 @@ def train_flow(params: TrainParameters) -> dict[str, Any]:
         generated = generate_task(config)
         publish_generate_task(generated, params.store)
         summary["synthetic"] = generated.name
+    summary["selection"] = None
+    if params.select_after and result.checkpoints:
+        from flows.select import SelectParameters, select_flow
+
+        summary["selection"] = select_flow(SelectParameters(store=params.store, model=params.model, run=result.run,
+                                                            metrics=params.select_metrics, gpu=params.gpu))
     return summary
 
 

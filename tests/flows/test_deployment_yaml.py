@@ -42,3 +42,26 @@ def test_train_deployment_points_at_the_flow_on_the_gpu_pool_with_valid_paramete
     gpu_pool = spec["definitions"]["work_pools"]["gpu_pool"]
     assert deployment["work_pool"] == gpu_pool and "gpu" in gpu_pool["name"]
     assert "job_variables" not in gpu_pool  # settings come from the worker's environment, never frozen here
+
+
+def test_select_deployment_points_at_the_select_flow_with_a_valid_form():
+    spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
+    from flows.select import SelectParameters, select_flow
+
+    (deployment,) = [d for d in spec["deployments"] if d["name"] == "select-pix2pixhd"]
+    module, name = deployment["entrypoint"].split(":")
+    assert (ROOT / module).exists() and name == "select_flow" and select_flow.name == "breastflow-select"
+    assert set(deployment["parameters"]) == set(inspect.signature(select_flow.fn).parameters) == {"params"}
+    params = SelectParameters.model_validate(deployment["parameters"]["params"])
+    config = params.select_config()
+    assert (config.model, config.run, config.split) == ("pix2pixhd", "default", "val")
+    assert params.report_split == "test"
+    assert deployment["work_pool"] == spec["definitions"]["work_pools"]["gpu_pool"] and not deployment.get("schedules")
+
+
+def test_train_form_chains_into_selection():
+    from flows.train import TrainParameters
+
+    params = TrainParameters(model="template", store="/tmp/store", select_after=True, select_metrics=["ssim", "mae"])
+    assert params.select_after and params.select_metrics == ["ssim", "mae"]
+    assert "select_after" not in params.set_items()  # a flow switch, not a training setting
