@@ -52,7 +52,8 @@ class SynthesisReport(BaseModel):
         model, run, selected: the run and the chosen checkpoint; split: the split of Table 2.
         synthetic: the synthetic set of the split generated with the selected checkpoint; reused: it existed.
         targets: the series it holds (``post_1``; ``post_1..post_3`` for a joint model).
-        table1: selected.json's rows; failed: its failed checkpoints.
+        table1: selected.json's rows; table1_baseline: real post vs real pre on the selection's slices
+            (paper 003 Table 1's last row), ``None`` when it could not be computed; failed: failed checkpoints.
         table2: one row per comparison (``comparison, kind, target, dataset, n, values, config, ...``).
         lesion_boxes: MAE / MSE over the lesion boxes per comparison.
         kinetics: summary (curve agreement for multi-phase models, enhancement agreement otherwise).
@@ -74,6 +75,7 @@ class SynthesisReport(BaseModel):
     reused: bool
     targets: list[str]
     table1: list[dict]
+    table1_baseline: dict | None
     failed: list[dict]
     table2: list[dict]
     lesion_boxes: list[dict]
@@ -251,6 +253,9 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
     notes: list[str] = list(data.get("notes") or [])
     selection = parse_selection(data["selection"])
     checkpoint = _absolute(loc, data["selected"])
+    if selection.splits is None or split in [s.value for s in selection.splits]:
+        notes.append(f"Table 2 is on the {split} split, which the checkpoint was selected on: its numbers are "
+                     "optimistic (use the test split for an unbiased estimate)")
     name = synthetic_name(model, run, split)
     targets, reused = ensure_synthetic(loc, checkpoint, split, name, device)
     epoch = next((r.get("epoch") for r in data["table"] if r["checkpoint"] == data["selected"]), None)
@@ -267,6 +272,7 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
         grid = _sample_grid(loc, selection, data, samples, out / "fig4b_samples.png", notes)
         if grid is not None:
             pngs.append(("fig4b", grid))
+        baseline1 = tables.selection_baseline(selection, metrics, data.get("metric_config") or {}, device, notes)
         first_sets, config = None, None
         for target in targets:
             sets = tables.load_sets(selection, split, target, name)
@@ -291,7 +297,7 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
         for path in check.plot(out):
             pngs.append((path.stem, path))
         report = {"model": model, "run": run, "selected": data["selected"], "split": split, "synthetic": name,
-                  "reused": reused, "targets": targets, "table1": data["table"], "failed": data.get("failed") or [],
+                  "reused": reused, "targets": targets, "table1": data["table"], "table1_baseline": baseline1, "failed": data.get("failed") or [],
                   "metrics": list(data.get("metrics") or []), "extra_metrics": list(data.get("extra_metrics") or []),
                   "criterion": data.get("criterion"),
                   "selection": data["selection"], "dataset_version": data.get("dataset_version"),

@@ -14,7 +14,7 @@ from breastflow.metrics import names
 
 #: Section titles, in report order (the tests check each is present).
 SECTIONS = ("Table 1: checkpoints", "Fig 4a: SAMe per checkpoint", "Fig 4b: samples across checkpoints",
-            "Table 2: test-split image quality", "Lesion boxes", "Contrast kinetics", "Per-vendor breakdown",
+            "Table 2: held-out image quality", "Lesion boxes", "Contrast kinetics", "Per-vendor breakdown",
             "Memorisation check", "Notes")
 FIGURE_TITLES = {
     "fig4a": "SAMe (blue) and its scaled metrics per checkpoint (0 best, 1 worst)",
@@ -59,10 +59,15 @@ def _table1(report: dict) -> list:
     body = [[f"ep{r.get('epoch', '?')}{' (selected)' if r['checkpoint'] == report['selected'] else ''}",
              str(r.get("synthetic") or ""), *[fmt(r.get(m), r.get(names.sd_name(m))) for m in metrics],
              fmt(r.get("same")), *([fmt(r.get("score"))] if score else [])] for r in rows]
+    base = report.get("table1_baseline")
+    if base is not None:
+        body.append([f"{base['comparison']} (baseline)", "", *[fmt(base["values"].get(m), base["values"].get(
+            names.sd_name(m))) for m in metrics], "", *([""] if score else [])])
     blocks: list = [("h2", SECTIONS[0]),
                     ("p", (f"Criterion {report.get('criterion') or 'same'} over {', '.join(report['metrics'])} on "
                            f"{report['selection']}; dataset version {report.get('dataset_version')}. Raw values, "
-                           "mean ± SD over slice pairs where per pair (paper 003 Table 1).")),
+                           "mean ± SD over slice pairs where per pair (paper 003 Table 1); the last row compares the "
+                           "real pre-contrast slices with the real post-contrast ones (the paper's baseline).")),
                     ("table", header, body)]
     failed = report["failed"]
     blocks.append(("p", f"Failed checkpoints ({len(failed)}), excluded from the selection:" if failed

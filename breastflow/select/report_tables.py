@@ -105,6 +105,30 @@ def load_sets(selection: StoreSelection, split: str, target: str, synthetic: str
     return ComparisonSets(target=target, real_post=real_post, real_pre=real_pre, synthetic=fake)
 
 
+def selection_baseline(selection: StoreSelection, metrics: tuple[str, ...], metric_config: dict, device: str,
+                       notes: list[str]) -> dict | None:
+    """Table 1's last row (paper 003): real post vs real pre on the selection's own slices, the selection's metrics.
+
+    Returns:
+        ``{"comparison", "dataset", "n", "values", "config"}``, or ``None`` (with a note) when it cannot be computed.
+    """
+    from breastflow.data.selection_loading import load_selection
+
+    base = selection.model_copy(update={"synthetic": None})
+    try:
+        post = load_selection(base, "real")
+        pre = load_selection(base.model_copy(update={"series": PRE}), "real pre-contrast")
+        sets = ComparisonSets(target=selection.series, real_post=post, real_pre=pre, synthetic=pre)
+        config = base_config(metric_config, metrics, device, sets)
+        result, used = _evaluate(post, pre, config, "Table 1 baseline", notes)
+    except (InputError, OSError, RuntimeError) as err:
+        notes.append(f"Table 1: the real pre vs real post baseline row could not be computed ({err})")
+        return None
+    dataset = ",".join(s.value for s in selection.splits) if selection.splits else "all"
+    return {"comparison": f"Real {selection.series} vs. Real pre", "dataset": dataset, "n": len(post),
+            "values": metric_values(result), "config": used.model_dump(mode="json")}
+
+
 def subtraction(post: ImageSet, pre: ImageSet, label: str) -> ImageSet:
     """``max(post - pre, 0)`` per image (paper 003's subtraction images), with ``post``'s names and metadata."""
     images = tuple(np.clip(np.asarray(a, np.float64) - np.asarray(b, np.float64), 0.0, None)

@@ -120,6 +120,15 @@ def test_table2_equals_an_independent_evaluation_and_has_the_baseline_rows(run):
             assert value == pytest.approx(values[metric], rel=1e-12, abs=1e-15), (kind, metric)
         assert rows[kind]["n"] == len(a)
     assert rows["synthetic"]["values"]["mae"] != rows["baseline"]["values"]["mae"]
+    # Table 1's baseline row: real pre vs real post on the selection's (val) slices
+    base = report.table1_baseline
+    val_real, val_pre = load_selection(selection_text(store), "r"), load_selection(
+        selection_text(store).replace("series=post_1", "series=pre"), "p")
+    values = evaluate_sets(val_real, val_pre, EvaluationConfig.model_validate(base["config"])).values
+    assert base["dataset"] == "val" and base["n"] == len(val_real)
+    assert base["values"]["mse"] == pytest.approx(values["mse"], rel=1e-12) and "psnr" in base["values"]
+    assert "Real post_1 vs. Real pre (baseline)" in report.markdown_text.split("## Fig 4a")[0]
+    assert "optimistic" not in report.markdown_text  # test split: not the selection's
 
 
 def test_lesion_boxes_kinetics_vendors_and_memorisation(run):
@@ -151,13 +160,6 @@ def test_lesion_boxes_kinetics_vendors_and_memorisation(run):
     assert "patient" not in report.markdown_text and "pat-" not in report.markdown_text  # pseudonyms only
 
 
-def test_second_run_reuses_the_synthetic_test_set(run):
-    store, _, first = run
-    again = write_synthesis_report(store, "pix2pixhd", "r1", samples=1)
-    assert again.reused and not first.reused
-    assert [r["values"] for r in again.table2] == [r["values"] for r in first.table2]
-
-
 def test_missing_selection_names_the_file_and_the_command(tmp_path):
     with pytest.raises(SynthesisReportError, match=r"selected\.json.*run breastflow select RUN STORE first"):
         read_selected(str(tmp_path / "store"), "pix2pixhd", "nope")
@@ -174,7 +176,7 @@ def joint(run):
     data = {"model": "pix2pixhd", "run": "j1", "selected": str(folder), "criterion": "same", "metrics": METRICS,
             "selection": selection_text(store), "table": [{"checkpoint": str(folder), "epoch": 2, "synthetic": None,
                                                            "mse": 1.0, "same": 0.0, "scaled": {"mse": 0.0}}],
-            "failed": [], "notes": []}
+            "failed": [], "notes": [], "metric_config": {"evaluation": {"privacy_features": "pixels"}}}
     write_selected(store, "pix2pixhd", "j1", data)
     return write_synthesis_report(store, "pix2pixhd", "j1", samples=1)
 
@@ -191,18 +193,21 @@ def test_joint_model_gets_every_phase_and_curve_type_agreement(joint):
     assert "curve-type accuracy" in joint.markdown_text and "need a multi-phase" not in joint.markdown_text
     assert "Not available" not in joint.markdown_text.split("## Fig 4b")[1].split("##")[0]  # grid: real columns
     assert "kinetics_enhancement.png" not in " ".join(joint.figures)
+    assert {c["space"] for c in joint.memorisation["closest"]} == {"pixels"}  # the configured feature space
 
 
-def test_cli_prints_the_report_as_json_and_names_a_missing_selection(run, tmp_path):
+def test_cli_prints_the_report_as_json_and_names_a_missing_selection(run, joint):
     from click.testing import CliRunner
 
     from breastflow.cli.report import report
 
     store = run[0]
-    result = CliRunner().invoke(report, [store, "pix2pixhd", "r1", "--samples", "1", "--json"])
+    result = CliRunner().invoke(report, [store, "pix2pixhd", "j1", "--samples", "1", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["html"].endswith("checkpoints/pix2pixhd/r1/report/report.html") and data["reused"]
-    assert [r["kind"] for r in data["table2"]] == ["synthetic", "baseline", "subtraction"]
+    assert data["html"].endswith("checkpoints/pix2pixhd/j1/report/report.html")
+    assert data["reused"] and not joint.reused  # the second run reuses the test set the first one generated
+    assert [r["values"] for r in data["table2"]] == [r["values"] for r in joint.table2]
+    assert [r["kind"] for r in data["table2"]] == ["synthetic", "baseline", "subtraction"] * 3
     missing = CliRunner().invoke(report, [store, "pix2pixhd", "none"])
     assert missing.exit_code != 0 and "run breastflow select RUN STORE first" in missing.output
