@@ -176,6 +176,8 @@ def _sample_grid(loc: StoreLocation, selection: StoreSelection, data: dict, samp
     rows = catalog[(catalog.series == selection.series) & catalog.annotated.astype(bool)]
     if selection.splits is not None:
         rows = rows[rows.split.isin([s.value for s in selection.splits])]
+    if selection.studies is not None:
+        rows = rows[rows.study.isin(selection.studies)]
     studies = sorted(rows.study.unique())
     if not studies or samples < 1:
         notes.append("Fig 4b: no annotated study in the selection's split; no sample grid")
@@ -197,8 +199,10 @@ def _sample_grid(loc: StoreLocation, selection: StoreSelection, data: dict, samp
         except InputError as err:
             notes.append(f"Fig 4b: synthetic set {name!r} of {row['checkpoint']} is not readable ({err})")
             fake = None
+        where = {} if fake is None else {n: k for k, n in enumerate(fake.names)}
         for r, i in enumerate(pick):
-            per_row[r].append(None if fake is None else fake.images[fake.names.index(post.names[i])])
+            k = where.get(post.names[i])
+            per_row[r].append(None if k is None else fake.images[k])
     return figures.plot_sample_grid([(post.names[i], imgs) for i, imgs in zip(pick, per_row, strict=True)],
                                     columns, path)
 
@@ -261,7 +265,7 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
     epoch = next((r.get("epoch") for r in data["table"] if r["checkpoint"] == data["selected"]), None)
     label = f"Syn ep{epoch}" if epoch is not None else "Syn"
     metrics = tables.table2_metrics([*(data.get("metrics") or []), *(data.get("extra_metrics") or [])], notes)
-    table2, boxes, vendors, kinetics_summary = [], [], [], {}
+    table2, boxes, vendors = [], [], []
     memo: dict = {}
     with tempfile.TemporaryDirectory(prefix="breastflow-report-") as tmp:
         out = Path(tmp)
@@ -269,7 +273,11 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
         scaled = [m for m in data.get("metrics") or [] if any(m in (r.get("scaled") or {}) for r in data["table"])]
         if data["table"]:
             pngs.append(("fig4a", figures.plot_same_bars(data["table"], scaled, data["selected"], out / "fig4a_same.png")))
-        grid = _sample_grid(loc, selection, data, samples, out / "fig4b_samples.png", notes)
+        try:
+            grid = _sample_grid(loc, selection, data, samples, out / "fig4b_samples.png", notes)
+        except (InputError, ValueError) as err:
+            notes.append(f"Fig 4b: no sample grid ({err})")
+            grid = None
         if grid is not None:
             pngs.append(("fig4b", grid))
         baseline1 = tables.selection_baseline(selection, metrics, data.get("metric_config") or {}, device, notes)
@@ -283,23 +291,16 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
             vendors += tables.vendor_rows(results, {r["kind"]: r["comparison"] for r in rows})
             first_sets = first_sets or sets
         studies = sorted(first_sets.real_post.meta.study.unique())
-        kinetics = tables.kinetics_analysis(loc, name, studies, targets)
-        if kinetics is None:
-            notes.append("contrast kinetics: no lesion box in the split; nothing to measure")
-        else:
-            pngs.append(("fig7", figures_kinetics(kinetics, out, "dataset")))
-            pngs.append(("fig8", figures_kinetics(kinetics, out, "case")))
-            kinetics_summary = _kinetics_summary(kinetics, targets)
-            if len(targets) == 1:
-                pngs.append(("enhancement", figures.plot_enhancement(tables.initial_enhancement(kinetics),
-                                                                     out / "kinetics_enhancement.png")))
-        memo, check = _memorisation(selection, first_sets, config, notes)
-        for path in check.plot(out):
-            pngs.append((path.stem, path))
+        kinetics_summary = _kinetics_section(loc, name, studies, targets, out, pngs, notes)
+        try:
+            memo, check = _memorisation(selection, first_sets, config, notes)
+            pngs += [(path.stem, path) for path in check.plot(out)]
+        except (InputError, ValueError) as err:
+            notes.append(f"memorisation check: not computed ({err})")
         report = {"model": model, "run": run, "selected": data["selected"], "split": split, "synthetic": name,
-                  "reused": reused, "targets": targets, "table1": data["table"], "table1_baseline": baseline1, "failed": data.get("failed") or [],
-                  "metrics": list(data.get("metrics") or []), "extra_metrics": list(data.get("extra_metrics") or []),
-                  "criterion": data.get("criterion"),
+                  "reused": reused, "targets": targets, "table1": data["table"], "table1_baseline": baseline1,
+                  "failed": data.get("failed") or [], "metrics": list(data.get("metrics") or []),
+                  "extra_metrics": list(data.get("extra_metrics") or []), "criterion": data.get("criterion"),
                   "selection": data["selection"], "dataset_version": data.get("dataset_version"),
                   "table2": table2, "lesion_boxes": boxes, "kinetics": kinetics_summary, "vendors": vendors,
                   "memorisation": memo, "notes": notes}
@@ -316,6 +317,25 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
                            figures=[loc.join(rel, p.name) for _, p in pngs],
                            **{k: v for k, v in json.loads(payload).items()
                               if k in SynthesisReport.model_fields})
+
+
+def _kinetics_section(loc: StoreLocation, name: str, studies: list[str], targets: list[str], out: Path,
+                      pngs: list[tuple[str, Path]], notes: list[str]) -> dict:
+    """Contrast kinetics of the split's lesions: summary dict, figures appended to ``pngs`` (``{}`` + a note if none)."""
+    try:
+        kinetics = tables.kinetics_analysis(loc, name, studies, targets)
+    except ValueError as err:  # e.g. a non-positive early peak: the curve type is undefined
+        notes.append(f"contrast kinetics: not measured ({err})")
+        return {}
+    if kinetics is None:
+        notes.append("contrast kinetics: no lesion box in the split; nothing to measure")
+        return {}
+    pngs.append(("fig7", figures_kinetics(kinetics, out, "dataset")))
+    pngs.append(("fig8", figures_kinetics(kinetics, out, "case")))
+    if len(targets) == 1:
+        pngs.append(("enhancement", figures.plot_enhancement(tables.initial_enhancement(kinetics),
+                                                             out / "kinetics_enhancement.png")))
+    return _kinetics_summary(kinetics, targets)
 
 
 def figures_kinetics(result, out: Path, kind: str) -> Path:

@@ -144,6 +144,8 @@ def _vendors(report: dict) -> list:
 
 def _memorisation(report: dict, figs: dict[str, str]) -> list:
     m = report["memorisation"]
+    if not m:
+        return [("h2", SECTIONS[7]), ("p", "Not computed (see the notes).")]
     values = m["values"]
     blocks: list = [("h2", SECTIONS[7]),
                     ("p", (f"Distance of each synthetic {report['split']} slice to its nearest training slice "

@@ -174,8 +174,11 @@ def joint(run):
     folder = write_checkpoint(Path(store) / layout.checkpoint_dir("pix2pixhd", "j1") / "epoch_000002", store,
                               targets=("post_1", "post_2", "post_3"))
     data = {"model": "pix2pixhd", "run": "j1", "selected": str(folder), "criterion": "same", "metrics": METRICS,
-            "selection": selection_text(store), "table": [{"checkpoint": str(folder), "epoch": 2, "synthetic": None,
-                                                           "mse": 1.0, "same": 0.0, "scaled": {"mse": 0.0}}],
+            "selection": selection_text(store),
+            "table": [{"checkpoint": str(folder.parent / "epoch_000001"), "epoch": 1, "synthetic": "gone-set",
+                       "mse": 2.0, "same": 1.0, "scaled": {"mse": 1.0}},
+                      {"checkpoint": str(folder), "epoch": 2, "synthetic": None, "mse": 1.0, "same": 0.0,
+                       "scaled": {"mse": 0.0}}],
             "failed": [], "notes": [], "metric_config": {"evaluation": {"privacy_features": "pixels"}}}
     write_selected(store, "pix2pixhd", "j1", data)
     return write_synthesis_report(store, "pix2pixhd", "j1", samples=1)
@@ -194,6 +197,7 @@ def test_joint_model_gets_every_phase_and_curve_type_agreement(joint):
     assert "Not available" not in joint.markdown_text.split("## Fig 4b")[1].split("##")[0]  # grid: real columns
     assert "kinetics_enhancement.png" not in " ".join(joint.figures)
     assert {c["space"] for c in joint.memorisation["closest"]} == {"pixels"}  # the configured feature space
+    assert any("synthetic set 'gone-set'" in n and "not readable" in n for n in joint.notes)  # grid: n/a, said so
 
 
 def test_cli_prints_the_report_as_json_and_names_a_missing_selection(run, joint):
