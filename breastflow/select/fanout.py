@@ -12,6 +12,7 @@ left running; one started here is shut down at the end).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -97,7 +98,9 @@ def fan_out(checkpoints: list[str], payload: dict[str, Any], config, on_start: C
             if result.error is not None:
                 failed.append({"checkpoint": uri, "error": error_text(result.error)})
             else:
-                records[uri] = dict(result.metrics)
+                record = dict(result.metrics)
+                record["notes"] = json.loads(record.get("notes") or "[]")
+                records[uri] = record
         order = {uri: i for i, uri in enumerate(checkpoints)}
         failed.sort(key=lambda f: order.get(f["checkpoint"], 0))
         return records, failed

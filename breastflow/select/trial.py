@@ -8,6 +8,7 @@ record to the store itself, so a driver that dies mid-way loses no finished tria
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -72,4 +73,6 @@ def run_trial(checkpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
 def evaluate_trial(config: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     """Ray Tune function trainable: one checkpoint (``config["checkpoint"]``) per trial."""
     record = run_trial(config["checkpoint"], payload)
-    return {key: record[key] for key in TRIAL_KEYS}
+    out = {key: record[key] for key in TRIAL_KEYS}
+    out["notes"] = json.dumps(record["notes"])  # a string: Tune's loggers take no lists (decoded by the driver)
+    return out
