@@ -51,7 +51,7 @@ def store(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("select")
     url = build_select_store(str(root / "store"))
     run_dir = Path(url) / layout.checkpoint_dir("pix2pixhd", "r1")
-    untrained, trained = train_checkpoints(url, run_dir, (0, 6))
+    _, trained = train_checkpoints(url, run_dir, (0, 6))
     shutil.copytree(trained, run_dir / "epoch_000008")
     corrupt_checkpoint(run_dir / "epoch_000008")
     other = train_checkpoints(url, root / "other", (9,), version="dsv1:" + "d" * 64)[0]
