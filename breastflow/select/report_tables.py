@@ -11,8 +11,8 @@ slices, as paper 003's Table 2:
 
 Each row is one :func:`breastflow.evaluate.sets.evaluate_sets` call whose
 configuration is kept with the row (``config``), so the numbers can be
-recomputed independently. A set metric that cannot run on the sets (too few
-images, missing weights) drops that row to the paired metrics, with a note.
+recomputed independently. A metric that cannot run on the sets (too few
+images, missing weights) is left out of that row with a note naming its error.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def selection_baseline(selection: StoreSelection, metrics: tuple[str, ...], metr
         pre = load_selection(base.model_copy(update={"series": PRE}), "real pre-contrast")
         sets = ComparisonSets(target=selection.series, real_post=post, real_pre=pre, synthetic=pre)
         config = base_config(metric_config, metrics, device, sets)
-        result, used = _evaluate(post, pre, config, "Table 1 baseline", notes)
+        result, used = _evaluate(post, pre, config, "Table 1, baseline row", notes)
     except (InputError, OSError, RuntimeError) as err:
         notes.append(f"Table 1: the real pre vs real post baseline row could not be computed ({err})")
         return None
@@ -137,17 +137,36 @@ def subtraction(post: ImageSet, pre: ImageSet, label: str) -> ImageSet:
                     images=images, meta=post.meta)
 
 
+#: What a metric that cannot run on the sets raises (too few images, missing weights, a network failing).
+_METRIC_FAILURES = (InputError, OSError, RuntimeError, ValueError)
+
+
 def _evaluate(real: ImageSet, fake: ImageSet, config: EvaluationConfig, label: str,
               notes: list[str]) -> tuple[EvaluationResult, EvaluationConfig]:
+    """One ``evaluate_sets`` call; when it fails, each metric alone finds the ones that cannot run, which are
+    left out with a note, and the row is computed again with the others (still one call, one configuration).
+
+    Raises:
+        InputError: no metric can run on the sets (the first error).
+    """
     try:
         return evaluate_sets(real, fake, config), config
-    except (InputError, OSError, RuntimeError) as err:
-        paired = tuple(m for m in config.resolved_metrics() if EVALUATORS.get(m).paired)
-        if paired == config.resolved_metrics():
-            raise
-        notes.append(f"Table 2 ({label}): the set metrics failed ({err}); the row has the paired metrics only")
-        fallback = config.model_copy(update={"metrics": paired})
-        return evaluate_sets(real, fake, fallback), fallback
+    except _METRIC_FAILURES as err:
+        first = err
+    metrics = config.resolved_metrics()
+    failed: dict[str, str] = {}
+    for metric in metrics:
+        try:
+            evaluate_sets(real, fake, config.model_copy(update={"metrics": (metric,), "by": ()}))
+        except _METRIC_FAILURES as err:
+            failed[metric] = f"{type(err).__name__}: {err}"
+    kept = tuple(m for m in metrics if m not in failed)
+    if not failed or not kept:
+        raise first
+    for metric, error in failed.items():
+        notes.append(f"{label}: {metric} left out ({error})")
+    used = config.model_copy(update={"metrics": kept})
+    return evaluate_sets(real, fake, used), used
 
 
 def metric_values(result: EvaluationResult) -> dict[str, float]:
@@ -169,7 +188,7 @@ def comparison_rows(sets: ComparisonSets, config: EvaluationConfig, synthetic_la
             ("subtraction", f"Real subt vs. {synthetic_label} subt ({t})", real_sub, fake_sub, ()))
     rows, results = [], {}
     for kind, label, real, fake, groups in plan:
-        result, used = _evaluate(real, fake, config.model_copy(update={"by": groups}), label, notes)
+        result, used = _evaluate(real, fake, config.model_copy(update={"by": groups}), f"Table 2, {label}", notes)
         results[kind] = result
         rows.append({"comparison": label, "kind": kind, "target": t, "dataset": split, "n": len(real),
                      "values": metric_values(result), "data_range": result.values.get("data_range"),

@@ -131,6 +131,22 @@ def test_table2_equals_an_independent_evaluation_and_has_the_baseline_rows(run):
     assert "optimistic" not in report.markdown_text  # test split: not the selection's
 
 
+def test_a_metric_that_cannot_run_is_left_out_of_the_row_with_its_error(run, monkeypatch):
+    from breastflow.data.selection import parse_selection
+    from breastflow.select import report_tables
+
+    store, _, report = run
+    monkeypatch.delenv("BREASTFLOW_LPIPS_WEIGHTS", raising=False)
+    sets = report_tables.load_sets(parse_selection(selection_text(store)), "test", "post_1", report.synthetic)
+    config = EvaluationConfig(metrics=("lpips", "mae"), paired=True, by=(), allow_clipping=True)
+    notes: list[str] = []
+    rows, _ = report_tables.comparison_rows(sets, config, "Syn", "test", notes)
+    assert [set(r["values"]) for r in rows] == [{"mae", "mae_sd"}] * 3
+    assert all(r["config"]["metrics"] == ["mae"] for r in rows)
+    assert len(notes) == 3 and all("lpips left out (WeightsNotFoundError" in n for n in notes)
+    assert rows[0]["values"]["mae"] == next(r for r in report.table2 if r["kind"] == "synthetic")["values"]["mae"]
+
+
 def test_lesion_boxes_kinetics_vendors_and_memorisation(run):
     store, _, report = run
     boxes = {r["kind"]: r for r in report.lesion_boxes}
