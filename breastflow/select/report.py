@@ -166,6 +166,23 @@ def ensure_synthetic(loc: StoreLocation, checkpoint: str, split: str, name: str,
     return list(result.series), False
 
 
+def _annotated_only(loc: StoreLocation, selection: StoreSelection, notes: list[str]) -> StoreSelection:
+    """``slices=lesion`` needs lesion boxes: keep annotated studies only (``annotated=true``), noting how many
+    studies per split that leaves out, instead of failing on the first study without annotations."""
+    from breastflow.data.slice_choice import SliceChoice
+    from breastflow.store.catalog import read_catalog
+
+    if selection.slices is not SliceChoice.LESION or selection.annotated_only:
+        return selection
+    catalog = read_catalog(loc)
+    rows = catalog[(catalog.series == selection.series) & ~catalog.annotated.astype(bool)]
+    if not rows.empty:
+        counts = rows.groupby("split").study.nunique()
+        notes.append("studies without lesion annotations are left out (lesion slices need boxes): "
+                     + ", ".join(f"{n} in {split}" for split, n in counts.items()))
+    return selection.model_copy(update={"annotated_only": True})
+
+
 def _sample_grid(loc: StoreLocation, selection: StoreSelection, data: dict, samples: int, path: Path,
                  notes: list[str]) -> Path | None:
     """Fig 4b: ``samples`` lesion slices of the selection's split (middle lesion slice of evenly spaced studies)."""
@@ -255,7 +272,7 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
     loc = StoreLocation.from_url(store)
     data = read_selected(store, model, run)
     notes: list[str] = list(data.get("notes") or [])
-    selection = parse_selection(data["selection"])
+    selection = _annotated_only(loc, parse_selection(data["selection"]), notes)
     checkpoint = _absolute(loc, data["selected"])
     if selection.splits is None or split in [s.value for s in selection.splits]:
         notes.append(f"Table 2 is on the {split} split, which the checkpoint was selected on: its numbers are "

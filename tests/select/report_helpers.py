@@ -22,12 +22,14 @@ BOX = (2, 3, 8, 13, 9, 14)
 
 
 def report_studies() -> list[PhantomStudy]:
-    """2 train, 2 val, 2 test studies of 6 slices (24x24, pre + post_1..post_3); one test study int16 with a rescale."""
-    train, val, test = patients(Split.TRAIN, 2), patients(Split.VAL, 2), patients(Split.TEST, 2)
+    """2 train, 2 val, 3 test studies of 6 slices (24x24, pre + post_1..post_3); one test study int16 with a
+    rescale, one (``te-2``) without lesion annotations."""
+    train, val, test = patients(Split.TRAIN, 2), patients(Split.VAL, 2), patients(Split.TEST, 3)
     out = [PhantomStudy(f"tr-{i}", p, shape=(6, 24, 24), box=BOX, seed=10 + i) for i, p in enumerate(train)]
     out += [PhantomStudy(f"va-{i}", p, shape=(6, 24, 24), box=BOX, seed=20 + i) for i, p in enumerate(val)]
     out += [PhantomStudy(f"te-{i}", p, shape=(6, 24, 24), box=BOX, seed=30 + i, dtype="int16" if i else "uint16",
-                         slope=2.0 if i else 1.0, intercept=-50.0 if i else 0.0) for i, p in enumerate(test)]
+                         slope=2.0 if i else 1.0, intercept=-50.0 if i else 0.0) for i, p in enumerate(test[:2])]
+    out.append(PhantomStudy("te-2", test[2], shape=(6, 24, 24), box=None, seed=32))  # not annotated
     return out
 
 

@@ -97,7 +97,7 @@ def test_report_files_hold_every_section_figure_and_the_failed_checkpoint(run):
 def test_table2_equals_an_independent_evaluation_and_has_the_baseline_rows(run):
     store, _, report = run
     assert report.synthetic == synthetic_name("pix2pixhd", "r1", "test") and report.targets == ["post_1"]
-    test_sel = selection_text(store, "test")
+    test_sel = selection_text(store, "test") + "&annotated=true"
     real = load_selection(test_sel, "real")
     pre = load_selection(test_sel.replace("series=post_1", "series=pre"), "pre")
     fake = load_selection(test_sel + f"&synthetic={report.synthetic}", "fake")
@@ -129,6 +129,7 @@ def test_table2_equals_an_independent_evaluation_and_has_the_baseline_rows(run):
     assert base["values"]["mse"] == pytest.approx(values["mse"], rel=1e-12) and "psnr" in base["values"]
     assert "Real post_1 vs. Real pre (baseline)" in report.markdown_text.split("## Fig 4a")[0]
     assert "optimistic" not in report.markdown_text  # test split: not the selection's
+    assert "studies without lesion annotations are left out (lesion slices need boxes): 1 in test" in report.notes
 
 
 def test_a_metric_that_cannot_run_is_left_out_of_the_row_with_its_error(run, monkeypatch):
@@ -137,7 +138,8 @@ def test_a_metric_that_cannot_run_is_left_out_of_the_row_with_its_error(run, mon
 
     store, _, report = run
     monkeypatch.delenv("BREASTFLOW_LPIPS_WEIGHTS", raising=False)
-    sets = report_tables.load_sets(parse_selection(selection_text(store)), "test", "post_1", report.synthetic)
+    sets = report_tables.load_sets(parse_selection(selection_text(store) + "&annotated=true"), "test", "post_1",
+                                   report.synthetic)
     config = EvaluationConfig(metrics=("lpips", "mae"), paired=True, by=(), allow_clipping=True)
     notes: list[str] = []
     rows, _ = report_tables.comparison_rows(sets, config, "Syn", "test", notes)
