@@ -35,6 +35,8 @@ from breastflow.store.fs import StoreLocation
 
 #: prefix of the synthetic sets written by checkpoint evaluation (``synthetic/eval-<model>-<run>-e<epoch>``)
 EVAL_SET_PREFIX = "eval"
+#: evaluation metrics computed in :attr:`EvaluationConfig.feature_space`
+FEATURE_SPACE_METRICS = (names.NN_ACCURACY, "precision_recall", "density_coverage")
 
 
 def eval_set_name(model: str, run: str, epoch: int) -> str:
@@ -298,7 +300,8 @@ def roi_values(real: ImageSet, fake: ImageSet, loc: StoreLocation, data_range: f
 
 
 def warm_feature_cache(real: ImageSet, config: EvaluationConfig, cache: FeatureCache, dataset_key: str) -> list[str]:
-    """Extract the real set's features of every Fréchet metric in ``config`` into ``cache`` (once).
+    """Extract the real set's features of every Fréchet metric in ``config`` (and of its feature space,
+    for ``nn_accuracy``, ``precision_recall``, ``density_coverage``) into ``cache`` (once).
 
     Uses the same data range, stack, protocol and key as the Fréchet evaluators of
     :func:`breastflow.evaluate.sets.evaluate_sets`, so every later evaluation against this
@@ -310,9 +313,13 @@ def warm_feature_cache(real: ImageSet, config: EvaluationConfig, cache: FeatureC
     from breastflow.metrics.features import build_extractor
     from breastflow.metrics.protocols import get_protocol
 
+    from breastflow.evaluate.config import PIXELS
+
     metrics = set(config.resolved_metrics())
     extractors = [next(e for e, m in names.FRECHET_METRIC_FOR_EXTRACTOR.items() if m == metric)
                   for metric in dict.fromkeys(names.FRECHET_METRIC_FOR_EXTRACTOR.values()) if metric in metrics]
+    if config.feature_space != PIXELS and metrics & set(FEATURE_SPACE_METRICS):
+        extractors = list(dict.fromkeys([*extractors, config.feature_space]))
     if not extractors:
         return []
     data_range = resolve_data_range(real, config, True).value

@@ -92,14 +92,25 @@ class EvaluationContext:
             if space == PIXELS:
                 self._cache["real_features"] = real.reshape(len(real), -1).astype(np.float64)
                 self._cache["fake_features"] = fake.reshape(len(fake), -1).astype(np.float64)
-            else:
-                from breastflow.metrics.features import extract_features
+            else:  # one network for both sets; the real features through the cache when there is one
+                from breastflow.metrics.cache import content_key
+                from breastflow.metrics.features import build_extractor
+                from breastflow.metrics.protocols import get_protocol
 
-                for key, images in (("real_features", real), ("fake_features", fake)):
-                    self._cache[key] = extract_features(
-                        images, space, self.config.protocol, self.config.batch_size, self.config.device,
-                        self.config.weights.get(space), self.data_range,
-                    )
+                net = build_extractor(space, weights=self.config.weights.get(space), device=self.config.device)
+                proto = get_protocol(self.config.protocol)
+
+                def extract(images: np.ndarray) -> np.ndarray:
+                    return net.extract(images, proto, self.data_range, self.config.batch_size)
+
+                cache, real_key = self.real_cache()
+                if cache is not None and real_key is not None:
+                    key = content_key(dataset=real_key, extractor=net.name, weights=net.weights_id(), protocol=proto,
+                                      data_range=self.data_range)
+                    self._cache["real_features"] = cache.get_or_compute(key, lambda: extract(real))
+                else:
+                    self._cache["real_features"] = extract(real)
+                self._cache["fake_features"] = extract(fake)
         return self._cache["real_features"], self._cache["fake_features"]
 
     def subset(self, real_index: np.ndarray, fake_index: np.ndarray) -> EvaluationContext:

@@ -86,3 +86,20 @@ def test_eval_set_name_is_a_store_name():
     assert eval_set_name("pix2pixhd", "r1", 12) == "eval-pix2pixhd-r1-e12"
     long = eval_set_name("pix2pixhd", "x" * 60, 7)
     assert len(long) <= 64 and long.endswith("-e7") and long != eval_set_name("pix2pixhd", "x" * 59 + "y", 7)
+
+
+def test_feature_space_metrics_read_the_warmed_cache(trained, tmp_path):
+    from breastflow.evaluate.checkpoint import warm_feature_cache
+
+    store, (_, ckpt) = trained
+    config = EvaluationConfig(metrics=("nn_accuracy", "frd"), feature_space="radiomics", allow_clipping=True,
+                              paired=True, by=())
+    real = load_selection(selection_of(store), "real")
+    key = real_set_key(selection_of(store), real)
+    cache = FeatureCache(str(tmp_path / "features"))
+    assert warm_feature_cache(real, config, cache, key) == ["radiomics"]  # FRD's extractor = the feature space
+    assert (cache.hits, cache.misses) == (0, 1)  # one extraction serves both metrics
+    values = evaluate_checkpoint_details(str(ckpt), selection_of(store), config, feature_cache=cache,
+                                         dataset_key=key, roi=False).values
+    assert (cache.hits, cache.misses) == (2, 1) and 0.0 <= values["nn_accuracy"] <= 1.0
+    assert values == evaluate_checkpoint(str(ckpt), selection_of(store), config, roi=False)  # uncached: same
