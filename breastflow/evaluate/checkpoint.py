@@ -307,13 +307,12 @@ def warm_feature_cache(real: ImageSet, config: EvaluationConfig, cache: FeatureC
     :func:`breastflow.evaluate.sets.evaluate_sets`, so every later evaluation against this
     real set finds them in the cache. Returns the extractors warmed.
     """
+    from breastflow.evaluate.config import PIXELS
     from breastflow.evaluate.data_range import resolve_data_range
     from breastflow.evaluate.evaluators import EvaluationContext
     from breastflow.metrics.cache import content_key
     from breastflow.metrics.features import build_extractor
     from breastflow.metrics.protocols import get_protocol
-
-    from breastflow.evaluate.config import PIXELS
 
     metrics = set(config.resolved_metrics())
     extractors = [next(e for e, m in names.FRECHET_METRIC_FOR_EXTRACTOR.items() if m == metric)
