@@ -21,25 +21,36 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def trial_resources(n_trials: int, gpu_per_trial: float | None, max_concurrent: int | None) -> tuple[dict, int]:
-    """Per-trial resources and the number of trials at once, from ``ray.cluster_resources()``.
+def plan_resources(cluster: dict[str, float], n_trials: int, gpu_per_trial: float | None = None,
+                   max_concurrent: int | None = None) -> tuple[dict[str, float], int]:
+    """Per-trial resources and the number of trials at once for a cluster's resources.
 
-    1 CPU per trial; with GPUs in the cluster, ``gpu_per_trial`` (default: the GPUs shared evenly
-    by the trials that run at once). ``max_concurrent`` (default: CPUs, and what the GPUs allow)
-    never exceeds ``n_trials``.
+    1 CPU per trial; with GPUs in ``cluster``, a GPU share of ``gpu_per_trial`` (default: the
+    GPUs shared evenly by the trials that run at once, at most 1). Trials at once: at most
+    ``max_concurrent`` (default: the CPUs), what the GPUs allow at that share, and ``n_trials``.
+
+    Args:
+        cluster: ``ray.cluster_resources()`` (``"CPU"``, ``"GPU"``).
+        n_trials: trials to run.
+        gpu_per_trial: GPU share of one trial, or ``None``.
+        max_concurrent: user's cap, or ``None``.
     """
-    import ray
-
-    cluster = ray.cluster_resources()
     cpus = max(1, int(cluster.get("CPU", 1)))
     gpus = float(cluster.get("GPU", 0.0))
-    concurrent = min(n_trials, max_concurrent or cpus, cpus)
+    concurrent = max(1, min(n_trials, max_concurrent or cpus, cpus))
     resources: dict[str, float] = {"cpu": 1}
     if gpus > 0:
         share = gpu_per_trial or min(1.0, gpus / concurrent)
         resources["gpu"] = share
         concurrent = max(1, min(concurrent, math.floor(gpus / share + 1e-9)))
-    return resources, max(1, concurrent)
+    return resources, concurrent
+
+
+def trial_resources(n_trials: int, gpu_per_trial: float | None, max_concurrent: int | None) -> tuple[dict, int]:
+    """:func:`plan_resources` for the Ray cluster this process is connected to."""
+    import ray
+
+    return plan_resources(ray.cluster_resources(), n_trials, gpu_per_trial, max_concurrent)
 
 
 def error_text(error: BaseException) -> str:

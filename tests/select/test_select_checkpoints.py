@@ -191,3 +191,14 @@ def test_checkpoints_on_s3(ray_select, store, selected):
         assert len(fs.glob(f"{bucket}/store/eval/features/*.npy")) == 1
         assert read_selection(url, "pix2pixhd", "r1") == remote
         assert len(fs.glob(f"{bucket}/store/eval/checkpoints/pix2pixhd/r1/*/*.json")) == 2
+
+
+def test_trial_resources_follow_the_cluster(ray_select):
+    from breastflow.select.fanout import plan_resources, trial_resources
+
+    assert trial_resources(5, None, None) == ({"cpu": 1}, 2)  # the module's Ray: 2 CPUs, no GPU
+    assert trial_resources(5, None, 1) == ({"cpu": 1}, 1)
+    assert plan_resources({"CPU": 16.0, "GPU": 1.0}, 8) == ({"cpu": 1, "gpu": 0.125}, 8)
+    assert plan_resources({"CPU": 16.0, "GPU": 1.0}, 40) == ({"cpu": 1, "gpu": 1 / 16}, 16)
+    assert plan_resources({"CPU": 16.0, "GPU": 2.0}, 3, gpu_per_trial=0.5) == ({"cpu": 1, "gpu": 0.5}, 3)
+    assert plan_resources({"CPU": 16.0, "GPU": 1.0}, 8, gpu_per_trial=0.5) == ({"cpu": 1, "gpu": 0.5}, 2)
