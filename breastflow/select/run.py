@@ -193,7 +193,10 @@ def expected_train_version(loc: StoreLocation, config: SelectConfig, checkpoints
                 log.debug("run settings not readable from %s: %s", uri, err)
     if not run_data or "dataset" not in run_data:
         return None, "no readable run settings"
-    dataset = build_dataset(run_data["dataset"], config.store, run_data.get("dataset_spec", {}))
+    try:
+        dataset = build_dataset(run_data["dataset"], config.store, run_data.get("dataset_spec", {}))
+    except Exception as err:  # noqa: BLE001 - the store no longer gives the training data: say so, go on
+        return None, f"the run's training data ({where}) cannot be read from {config.store}: {err}"
     return dataset.version, where
 
 
