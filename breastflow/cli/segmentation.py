@@ -1,0 +1,51 @@
+"""``breastflow export-nnunet``: a scenario's training set as an nnU-Net v2 raw dataset with breastflow's folds.
+
+Thin: options -> :func:`breastflow.segmentation.nnunet_export.export_nnunet` ->
+print. Bad input (a scenario out of range, a training set the scenario does not
+have, no masks in the store, an unknown synthetic set) exits non-zero with a
+message naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("export-nnunet")
+@click.argument("store")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--scenario", type=int, required=True, help="Paper 003 scenario, 1-4 (Table 3).")
+@click.option("--train-set", "train_set", required=True,
+              help="Training set of the scenario, e.g. real_pre, real_pre+syn_post, real_post+real_pre+syn_post.")
+@click.option("--synthetic", default=None, help="Synthetic set (STORE/synthetic/NAME) for syn_post training sets.")
+@click.option("--dataset-id", type=click.IntRange(1, 999), default=501, show_default=True,
+              help="nnU-Net dataset id (500+ for your own datasets).")
+@click.option("--no-n4", is_flag=True, help="Skip N4 bias-field correction (paper 003 applies it).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def export_nnunet(store: str, out: Path, scenario: int, train_set: str, synthetic: str | None, dataset_id: int,
+                  no_n4: bool, as_json: bool) -> None:
+    """Write STORE's cases for one training set of a scenario into OUT/DatasetXXX_<name>/ (nnU-Net v2 raw format).
+
+    imagesTr/labelsTr hold the training items (one per case and source), imagesTs/labelsTs
+    the scenario's test items, splits_final.json breastflow's patient-level folds (copy it to
+    nnUNet_preprocessed/DatasetXXX_<name>/ after nnUNetv2_plan_and_preprocess).
+    """
+    from breastflow.generate.synthetic import SyntheticSetError
+    from breastflow.segmentation.cases import NoMaskError
+    from breastflow.segmentation.nnunet_export import export_nnunet as run_export
+    from breastflow.segmentation.scenarios import ScenarioError
+
+    try:
+        result = run_export(store, out, scenario, train_set, synthetic=synthetic, dataset_id=dataset_id, n4=not no_n4)
+    except (ScenarioError, NoMaskError, SyntheticSetError, FileExistsError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    if as_json:
+        click.echo(json.dumps({"folder": str(result.folder), "train_set": result.train_key,
+                               "test_source": result.test_source, "n_train": result.n_train,
+                               "n_test": result.n_test, "n_folds": result.n_folds}, indent=2))
+        return
+    click.echo(f"nnU-Net dataset {result.folder}: {result.n_train} training items ({result.train_key}), "
+               f"{result.n_test} test items ({result.test_source}), {result.n_folds} folds in splits_final.json")
