@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-from train_helpers import SLICES, TINY_PIX2PIXHD, build_tiny_store  # isort: skip (puts tests/data on the path)
-from data_store_builder import PhantomStudy, build_store, patients  # isort: skip
+from train_helpers import SLICES, TINY_PIX2PIXHD, build_tiny_store
 
 from breastflow.models import build_model
 from breastflow.store.splits import Split
@@ -27,6 +26,7 @@ from breastflow.train.worker import _validation_due
 @pytest.fixture(scope="module")
 def val_store(tmp_path_factory) -> str:
     """Two train studies and two val studies (4 slices, 24x24)."""
+    from data_store_builder import PhantomStudy, build_store, patients
     url = str(tmp_path_factory.mktemp("val-store"))
     box = (1, 2, 8, 13, 9, 14)
     train, val = patients(Split.TRAIN, 2), patients(Split.VAL, 2)

@@ -1,0 +1,94 @@
+"""``breastflow sweep`` end to end on CPU: a Ray Tune sweep of Ray Train runs, ASHA stops the weak trial."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+from sweep_helpers import base_overrides, build_sweep_store
+
+from breastflow.cli import main
+from breastflow.select.sweep import read_sweep
+from breastflow.train.checkpoint import list_checkpoints
+from breastflow.train.losses_log import read_losses
+
+pytestmark = pytest.mark.integration
+
+EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def ray_local(tmp_path_factory) -> Iterator[None]:
+    """One local Ray instance for the module: auth off, loopback, no usage stats, HOME in a temp dir.
+
+    With the dashboard: Ray Train's PlacementGroupCleaner asks its state API whether a run's controller
+    is still alive, and only then frees the CPUs of a trial that ASHA stopped (killed) mid-run.
+    """
+    import ray
+
+    from breastflow.store.local_s3 import free_port
+
+    home = tmp_path_factory.mktemp("ray-home")
+    settings = {"HOME": str(home), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    saved = {k: os.environ.get(k) for k in [*settings, "RAY_ADDRESS"]}
+    os.environ.update(settings)
+    os.environ.pop("RAY_ADDRESS", None)
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+             dashboard_port=free_port(), _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        yield None
+    finally:
+        ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    return build_sweep_store(str(tmp_path_factory.mktemp("sweep-store")))
+
+
+def test_asha_stops_the_weak_trial_and_the_best_config_is_recorded(ray_local, store, tmp_path):
+    space = tmp_path / "space.yaml"
+    # grid order is trial order: t0 learns (lr 2e-3, strong L1), t1 barely moves (lr 1e-7); run one at a time,
+    # so at ASHA's first rung (epoch 1) t1 meets t0's better val_mae and is stopped there
+    space.write_text("lr: {grid: [2.0e-3, 1.0e-7]}\nlambda_l1: 100.0\n")
+    args = ["sweep", "pix2pixhd", store, "--space", str(space), "--samples", "1", "--name", "s1",
+            "--max-concurrent", "1", "--grace-period", "1", "--reduction-factor", "2", "--json"]
+    for item in base_overrides(EPOCHS):
+        args += ["--set", item]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, (out.output, out.stderr, out.exception)
+    printed = json.loads(out.stdout)
+    record = read_sweep(store, "pix2pixhd", "s1")
+    assert printed == record.model_dump(mode="json")
+    assert record.max_t == EPOCHS and record.space == {"lr": {"grid": [2e-3, 1e-7]}, "lambda_l1": 100.0}
+    trials = record.trials
+    assert [t.trial for t in trials] == [0, 1] and [t.run for t in trials] == ["s1-t0", "s1-t1"]
+    assert [t.config["lr"] for t in trials] == [2e-3, 1e-7] and all(t.config["lambda_l1"] == 100.0 for t in trials)
+    assert all(t.error is None for t in trials)
+    assert trials[0].epochs == trials[0].trained_epochs == EPOCHS and not trials[0].stopped_early
+    # ASHA stopped t1 at its first rung; the kill is asynchronous, so its run may have trained a bit further
+    assert trials[1].stopped_early and trials[1].epochs == 1 < record.max_t
+    assert trials[1].trained_epochs >= trials[1].epochs
+    # the best config is that of the trial with the best reported val_mae
+    best = min(trials, key=lambda t: t.best)
+    assert record.best_trial == best.trial and record.best_config == best.config and record.best_run == best.run
+    # each trial is a training run of the engine: its checkpoints and losses (with val_mae) in the usual place
+    for t in trials:
+        checkpoints = list_checkpoints(t.run_uri)
+        assert len(checkpoints) == t.trained_epochs, checkpoints
+        rows = read_losses(f"{t.run_uri}/losses.csv")
+        assert [r["epoch"] for r in rows] == list(range(1, t.trained_epochs + 1))
+        reported = [r["val_mae"] for r in rows[:t.epochs]]
+        assert reported[-1] == pytest.approx(t.last) and min(reported) == pytest.approx(t.best)
+    # the same name again is refused before Ray work starts
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code != 0 and "already exists" in again.output
