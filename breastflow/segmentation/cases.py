@@ -77,7 +77,8 @@ class SegmentationCase:
         return self.n_lesions > 1
 
 
-def cases_from_catalog(catalog: pd.DataFrame, multifocal_in_test: bool = True, where: str = "store") -> list[SegmentationCase]:
+def cases_from_catalog(catalog: pd.DataFrame, multifocal_in_test: bool = True,
+                       where: str = "store") -> list[SegmentationCase]:
     """The segmentation cases of a catalog table, sorted by study.
 
     Args:

@@ -10,7 +10,7 @@ item per source, unlinked (paper 003).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from breastflow.generate.synthetic import SyntheticSetError, read_synthetic_commits
@@ -18,6 +18,7 @@ from breastflow.segmentation.cases import SegmentationCase, pool_cases, segmenta
 from breastflow.segmentation.folds import N_FOLDS, Fold, patient_folds
 from breastflow.segmentation.preprocess import POST_SERIES, SegmentationSource
 from breastflow.segmentation.scenarios import (
+    ScenarioError,
     ScenarioRow,
     TrainSet,
     check_disjoint_patients,
@@ -74,13 +75,16 @@ def check_synthetic_coverage(loc: StoreLocation, name: str, cases: Iterable[Segm
 
 
 def build_experiment(store: str | StoreLocation, scenarios: str | Iterable[int], synthetic: str | None,
-                     k: int = N_FOLDS, seed: int = 0, multifocal_in_test: bool = True) -> ExperimentData:
+                     k: int = N_FOLDS, seed: int = 0, multifocal_in_test: bool = True,
+                     train_keys: Collection[str] | None = None) -> ExperimentData:
     """Check a store for the scenarios' needs and fix cases, rows and folds.
 
     Args:
         store: the store; scenarios: numbers (``"1,2"`` or ``[1, 2]``);
         synthetic: the synthetic set used by ``syn_post`` rows.
         k, seed: folds of the pool patients; multifocal_in_test: see :mod:`.cases`.
+        train_keys: keep only the rows training on these compositions (e.g. one
+            training set to export); ``None`` keeps every row.
 
     Raises:
         ScenarioError: a scenario number out of range.
@@ -89,7 +93,9 @@ def build_experiment(store: str | StoreLocation, scenarios: str | Iterable[int],
         ValueError: fewer pool patients than folds, or no test case.
     """
     loc = store if isinstance(store, StoreLocation) else StoreLocation.from_url(store)
-    rows = tuple(scenario_rows(scenarios))
+    rows = tuple(r for r in scenario_rows(scenarios) if train_keys is None or r.train.key in train_keys)
+    if not rows:
+        raise ScenarioError(f"scenarios {scenarios} have no training set among {sorted(train_keys or [])}")
     cases = tuple(segmentation_cases(loc, multifocal_in_test))
     sets = training_sets(rows)
     if any(s.synthetic for s in sets.values()):

@@ -100,7 +100,7 @@ def export_nnunet(store: str, out: str | Path, scenario: int, train_key: str, sy
     """
     train_set, test_source = train_set_of(scenario, train_key)
     if data is None:
-        data = build_experiment(store, [scenario], synthetic)
+        data = build_experiment(store, [scenario], synthetic, train_keys={train_set.key})
     if train_set.synthetic and not data.synthetic:
         raise ValueError(f"training set {train_key} needs a synthetic set (--synthetic NAME)")
     folder = Path(out) / dataset_folder_name(dataset_id, scenario, train_set.key)

@@ -149,14 +149,14 @@ def read_mask(loc: StoreLocation, case: SegmentationCase) -> np.ndarray:
 
 
 def load_case(store: str | StoreLocation, case: SegmentationCase, source: SegmentationSource,
-              config: PreprocessConfig = PreprocessConfig()) -> tuple[np.ndarray, np.ndarray, CaseMeta]:
+              config: PreprocessConfig | None = None) -> tuple[np.ndarray, np.ndarray, CaseMeta]:
     """Read and preprocess one case's image of ``source`` and its mask.
 
     Args:
         store: the real store (URL or location).
         case: the case (:func:`breastflow.segmentation.cases.segmentation_cases`).
         source: which image.
-        config: preprocessing; ``config.synthetic`` names the set for ``syn_post``.
+        config: preprocessing (default :class:`PreprocessConfig`); ``config.synthetic`` names the set for ``syn_post``.
 
     Returns:
         ``(image, mask, meta)``: image ``(Z, Y, X)`` float32, mask ``(Z, Y, X)`` uint8 in {0, 1}
@@ -167,6 +167,7 @@ def load_case(store: str | StoreLocation, case: SegmentationCase, source: Segmen
         FileNotFoundError: the series or mask is not in the store.
         ValueError: the image is not on the mask's grid, or the mask is empty.
     """
+    config = PreprocessConfig() if config is None else config
     loc = store if isinstance(store, StoreLocation) else StoreLocation.from_url(store)
     where = f"case {case.study} ({source.value})"
     image_loc = source_location(loc, case, source, config.synthetic)

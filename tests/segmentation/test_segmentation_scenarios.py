@@ -68,7 +68,8 @@ def test_bad_scenario_numbers(text: str, message: str) -> None:
 
 def test_train_set_of_names_the_valid_sets() -> None:
     assert train_set_of(2, "real_pre+syn_post") == (TrainSet((PRE, SYN)), POST)
-    with pytest.raises(ScenarioError, match="scenario 1 has no training set 'real_post'.*real_pre, real_pre\\+syn_post"):
+    message = "scenario 1 has no training set 'real_post'.*real_pre, real_pre\\+syn_post"
+    with pytest.raises(ScenarioError, match=message):
         train_set_of(1, "real_post")
     with pytest.raises(ScenarioError, match="out of range"):
         train_set_of(9, "real_pre")
