@@ -78,7 +78,7 @@ def sweep(model: str, store: str, space_file: Path, samples: int, name: str | No
         config = SweepConfig(name=name or _default_name(), samples=samples, metric=metric, mode=mode,
                              grace_period=grace_period, reduction_factor=reduction_factor,
                              max_concurrent=max_concurrent, seed=seed, verbose=0 if as_json else 1)
-        base, space = sweep_from_files(model, store, space_file, config, config_file, overrides, workers=workers,
+        base, space = sweep_from_files(model, store, space_file, config_file, overrides, workers=workers,
                                        gpu=gpu or None)
     except (RegistryError, SettingsError, SweepSpaceError, ValidationError) as err:
         raise click.ClickException(str(err)) from err

@@ -271,7 +271,7 @@ def _max_concurrent(config: SweepConfig, base: TrainRun) -> int:
         per, have = base.workers, ray.cluster_resources().get("GPU", 0)
     else:
         per, have = base.workers, ray.cluster_resources().get("CPU", 1)
-    return max(1, int(have // max(per, 1)))
+    return max(1, int(have // (max(per, 1) + (0 if base.gpu else TRIAL_CPU))))  # each trial also holds TRIAL_CPU
 
 
 def _clean(value: Any) -> Any:
@@ -421,7 +421,7 @@ def read_sweep(store: str, model: str, name: str) -> SweepResult:
     return SweepResult.model_validate_json(read_bytes(loc, record))
 
 
-def sweep_from_files(model: str, store: str, space_file: Path, config: SweepConfig, config_file: Path | None = None,
+def sweep_from_files(model: str, store: str, space_file: Path, config_file: Path | None = None,
                      overrides: Sequence[str] = (), **run_fields: Any) -> tuple[TrainRun, SweepSpace]:
     """The base run (like ``breastflow train``: config file, ``--set`` items) and the space read from its file.
 

@@ -37,7 +37,7 @@ def ray_local(tmp_path_factory) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in [*settings, "RAY_ADDRESS"]}
     os.environ.update(settings)
     os.environ.pop("RAY_ADDRESS", None)
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+    ray.init(address="local", num_cpus=3, include_dashboard=True, dashboard_host="127.0.0.1",
              dashboard_port=free_port(), _node_ip_address="127.0.0.1", log_to_driver=False)
     try:
         yield None
@@ -92,3 +92,24 @@ def test_asha_stops_the_weak_trial_and_the_best_config_is_recorded(ray_local, st
     # the same name again is refused before Ray work starts
     again = CliRunner().invoke(main, args)
     assert again.exit_code != 0 and "already exists" in again.output
+
+
+@pytest.mark.slow
+def test_random_space_four_trials_two_at_a_time(ray_local, store, tmp_path):
+    from breastflow.select.sweep import SweepConfig, sweep_training
+    from breastflow.select.sweep_space import read_space
+    from breastflow.train.settings import build_train_run
+
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text("lr: {loguniform: [1.0e-5, 3.0e-3]}\nn_layers_d: {choice: [1, 2]}\n"
+                          "lambda_l1: {uniform: [0.0, 100.0]}\n")
+    base = build_train_run("pix2pixhd", store, overrides=base_overrides(4))
+    space = read_space(space_file, "pix2pixhd")
+    result = sweep_training(base, space, SweepConfig(name="s4", samples=4, seed=3, verbose=0))
+    print(f"4-trial sweep: {result.wall_s} s, trials {[(t.trial, t.epochs, t.stopped_early) for t in result.trials]}")
+    assert len(result.trials) == 4 and all(t.error is None for t in result.trials)
+    for t in result.trials:
+        assert 1e-5 <= t.config["lr"] <= 3e-3 and t.config["n_layers_d"] in (1, 2)
+        assert 1 <= t.epochs <= 4 and t.stopped_early == (t.epochs < 4)
+    best = min(result.trials, key=lambda t: t.best)
+    assert result.best_run == best.run and result.best_config == best.config

@@ -96,3 +96,12 @@ def test_cli_bad_space_exits_nonzero_naming_the_key(tmp_path):
         args += ["--set", item]
     out = CliRunner().invoke(main, args)
     assert out.exit_code != 0 and "unknown key 'n_layers'" in out.output and "n_layers_d" in out.output
+
+
+def test_the_example_space_file_is_valid():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "deployments/sweeps/pix2pixhd_small.yaml"
+    space = read_space(path, "pix2pixhd")
+    assert {p.key for p in space.params} == {"lr", "lambda_l1", "lambda_fm", "n_layers_d", "batch_size"}
+    check_space(_base("/tmp/unused-store"), space)
