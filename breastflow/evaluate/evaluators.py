@@ -93,25 +93,41 @@ class EvaluationContext:
                 self._cache["real_features"] = real.reshape(len(real), -1).astype(np.float64)
                 self._cache["fake_features"] = fake.reshape(len(fake), -1).astype(np.float64)
             else:  # one network for both sets; the real features through the cache when there is one
-                from breastflow.metrics.cache import content_key
-                from breastflow.metrics.features import build_extractor
-                from breastflow.metrics.protocols import get_protocol
-
-                net = build_extractor(space, weights=self.config.weights.get(space), device=self.config.device)
-                proto = get_protocol(self.config.protocol)
-
-                def extract(images: np.ndarray) -> np.ndarray:
-                    return net.extract(images, proto, self.data_range, self.config.batch_size)
-
-                cache, real_key = self.real_cache()
-                if cache is not None and real_key is not None:
-                    key = content_key(dataset=real_key, extractor=net.name, weights=net.weights_id(), protocol=proto,
-                                      data_range=self.data_range)
-                    self._cache["real_features"] = cache.get_or_compute(key, lambda: extract(real))
-                else:
-                    self._cache["real_features"] = extract(real)
-                self._cache["fake_features"] = extract(fake)
+                self._cache["real_features"], self._cache["fake_features"] = self.extractor_features(space)
         return self._cache["real_features"], self._cache["fake_features"]
+
+    def extractor_features(self, extractor: str) -> tuple[np.ndarray, np.ndarray]:
+        """Real and fake features of ``extractor`` on :meth:`stacks`, extracted once per context.
+
+        The real features go through the feature cache when there is one. Sub-contexts
+        (:meth:`subset`, the fairness groups) index these arrays instead of extracting again.
+
+        Returns:
+            ``(N, D)`` and ``(M, D)`` features as the extractor returns them (before
+            :meth:`~breastflow.metrics.features.base.FeatureExtractor.normalize_sets`).
+        """
+        real_slot, fake_slot = f"real_features:{extractor}", f"fake_features:{extractor}"
+        if real_slot not in self._cache:
+            from breastflow.metrics.cache import content_key
+            from breastflow.metrics.features import build_extractor
+            from breastflow.metrics.protocols import get_protocol
+
+            real, fake = self.stacks()
+            net = build_extractor(extractor, weights=self.config.weights.get(extractor), device=self.config.device)
+            proto = get_protocol(self.config.protocol)
+
+            def extract(images: np.ndarray) -> np.ndarray:
+                return net.extract(images, proto, self.data_range, self.config.batch_size)
+
+            cache, real_key = self.real_cache()
+            if cache is not None and real_key is not None:
+                key = content_key(dataset=real_key, extractor=net.name, weights=net.weights_id(), protocol=proto,
+                                  data_range=self.data_range)
+                self._cache[real_slot] = cache.get_or_compute(key, lambda: extract(real))
+            else:
+                self._cache[real_slot] = extract(real)
+            self._cache[fake_slot] = extract(fake)
+        return self._cache[real_slot], self._cache[fake_slot]
 
     def subset(self, real_index: np.ndarray, fake_index: np.ndarray) -> EvaluationContext:
         """A context on some of the images, reusing the stacks and features already computed."""
@@ -212,15 +228,16 @@ EVALUATORS.add(names.LPIPS, MetricEvaluator(compute=_lpips, paired=True, needs_d
 
 def _frechet_evaluator(extractor: str, metric: str) -> MetricEvaluator:
     def compute(ctx: EvaluationContext) -> dict[str, float]:
-        from breastflow.metrics.frechet import frechet_distance
+        # the same steps as breastflow.metrics.frechet.frechet_distance, on features the context keeps,
+        # so fairness groups (sub-contexts) reuse them instead of running the network again
+        from breastflow.metrics.features import build_extractor
+        from breastflow.metrics.frechet import features_to_frechet
 
         ctx.require(metric, 2, "a covariance estimate")
-        real, fake = ctx.stacks()
-        cache, real_key = ctx.real_cache()
-        value = frechet_distance(real, fake, extractor=extractor, protocol=ctx.config.protocol, cache=cache,
-                                 real_key=real_key, data_range=ctx.data_range, batch_size=ctx.config.batch_size,
-                                 device=ctx.config.device, weights=ctx.config.weights.get(extractor))
-        return {metric: value}
+        real, fake = ctx.extractor_features(extractor)
+        net = build_extractor(extractor, weights=ctx.config.weights.get(extractor), device=ctx.config.device)
+        real, fake = net.normalize_sets(real, fake)
+        return {metric: net.finalize_distance(features_to_frechet(real, fake))}
 
     return MetricEvaluator(compute=compute, paired=False, needs_data_range=True,
                            windows=lambda config: extractor_windows(extractor, config))

@@ -32,7 +32,8 @@ from breastflow.data.selection import StoreSelection, parse_selection
 from breastflow.select import report_figures as figures
 from breastflow.select import report_tables as tables
 from breastflow.store import layout
-from breastflow.store.fs import StoreLocation, atomic_write_bytes, read_bytes
+from breastflow.metrics.cache import FeatureCache
+from breastflow.store.fs import StoreLocation, atomic_write_bytes, read_bytes, storage_options_from_env
 
 REQUIRED_KEYS = ("selected", "selection", "table")
 PRE = "pre"
@@ -297,12 +298,15 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
             grid = None
         if grid is not None:
             pngs.append(("fig4b", grid))
-        baseline1 = tables.selection_baseline(selection, metrics, data.get("metric_config") or {}, device, notes)
+        cache_root = loc.join(layout.EVAL_FEATURES)
+        cache = FeatureCache(cache_root, storage_options_from_env(cache_root))
+        baseline1 = tables.selection_baseline(selection, metrics, data.get("metric_config") or {}, device, notes,
+                                              cache)
         first_sets, config = None, None
         for target in targets:
             sets = tables.load_sets(selection, split, target, name)
             config = config or tables.base_config(data.get("metric_config") or {}, metrics, device, sets)
-            rows, results = tables.comparison_rows(sets, config, label, split, notes)
+            rows, results = tables.comparison_rows(sets, config, label, split, notes, cache)
             table2 += rows
             boxes += tables.lesion_box_rows(sets, loc, split)
             vendors += tables.vendor_rows(results, {r["kind"]: r["comparison"] for r in rows})

@@ -17,6 +17,7 @@ images, missing weights) is left out of that row with a note naming its error.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from breastflow.evaluate.config import EvaluationConfig
 from breastflow.evaluate.evaluators import EVALUATORS
 from breastflow.evaluate.sets import EvaluationResult, evaluate_sets
 from breastflow.metrics import names
+from breastflow.metrics.cache import FeatureCache
 from breastflow.store.fs import StoreLocation
 
 #: Paired metrics every Table 2 row gets, whatever the selection used.
@@ -106,7 +108,7 @@ def load_sets(selection: StoreSelection, split: str, target: str, synthetic: str
 
 
 def selection_baseline(selection: StoreSelection, metrics: tuple[str, ...], metric_config: dict, device: str,
-                       notes: list[str]) -> dict | None:
+                       notes: list[str], cache: FeatureCache | None = None) -> dict | None:
     """Table 1's last row (paper 003): real post vs real pre on the selection's own slices, the selection's metrics.
 
     Returns:
@@ -120,7 +122,7 @@ def selection_baseline(selection: StoreSelection, metrics: tuple[str, ...], metr
         pre = load_selection(base.model_copy(update={"series": PRE}), "real pre-contrast")
         sets = ComparisonSets(target=selection.series, real_post=post, real_pre=pre, synthetic=pre)
         config = base_config(metric_config, metrics, device, sets)
-        result, used = _evaluate(post, pre, config, "Table 1, baseline row", notes)
+        result, used = _evaluate(post, pre, config, "Table 1, baseline row", notes, cache)
     except (InputError, OSError, RuntimeError) as err:
         notes.append(f"Table 1: the real pre vs real post baseline row could not be computed ({err})")
         return None
@@ -141,16 +143,30 @@ def subtraction(post: ImageSet, pre: ImageSet, label: str) -> ImageSet:
 _METRIC_FAILURES = (InputError, OSError, RuntimeError, ValueError)
 
 
+def real_key(real: ImageSet) -> str:
+    """Content key of a real set for the feature cache: sha256 of its image names, shapes and pixels."""
+    digest = hashlib.sha256()
+    for name, image in zip(real.names, real.images, strict=True):
+        array = np.ascontiguousarray(image)
+        digest.update(f"{name}|{array.shape}|{array.dtype}|".encode())
+        digest.update(array.tobytes())
+    return "pixels:" + digest.hexdigest()
+
+
 def _evaluate(real: ImageSet, fake: ImageSet, config: EvaluationConfig, label: str,
-              notes: list[str]) -> tuple[EvaluationResult, EvaluationConfig]:
+              notes: list[str], cache: FeatureCache | None = None) -> tuple[EvaluationResult, EvaluationConfig]:
     """One ``evaluate_sets`` call; when it fails, each metric alone finds the ones that cannot run, which are
     left out with a note, and the row is computed again with the others (still one call, one configuration).
+
+    ``cache``: real-set features by content (:func:`real_key`), so a real set compared twice
+    (synthetic and pre-contrast against the same real post) runs the network once.
 
     Raises:
         InputError: no metric can run on the sets (the first error).
     """
+    cached = {} if cache is None else {"feature_cache": cache, "dataset_key": real_key(real)}
     try:
-        return evaluate_sets(real, fake, config), config
+        return evaluate_sets(real, fake, config, **cached), config
     except _METRIC_FAILURES as err:
         first = err
     metrics = config.resolved_metrics()
@@ -166,7 +182,7 @@ def _evaluate(real: ImageSet, fake: ImageSet, config: EvaluationConfig, label: s
     for metric, error in failed.items():
         notes.append(f"{label}: {metric} left out ({error})")
     used = config.model_copy(update={"metrics": kept})
-    return evaluate_sets(real, fake, used), used
+    return evaluate_sets(real, fake, used, **cached), used
 
 
 def metric_values(result: EvaluationResult) -> dict[str, float]:
@@ -176,7 +192,7 @@ def metric_values(result: EvaluationResult) -> dict[str, float]:
 
 
 def comparison_rows(sets: ComparisonSets, config: EvaluationConfig, synthetic_label: str, split: str,
-                    notes: list[str]) -> tuple[list[dict], dict[str, EvaluationResult]]:
+                    notes: list[str], cache: FeatureCache | None = None) -> tuple[list[dict], dict[str, EvaluationResult]]:
     """Table 2's three rows of one target phase and their evaluation results (keys ``synthetic``, ``baseline``,
     ``subtraction``)."""
     t = sets.target
@@ -188,7 +204,8 @@ def comparison_rows(sets: ComparisonSets, config: EvaluationConfig, synthetic_la
             ("subtraction", f"Real subt vs. {synthetic_label} subt ({t})", real_sub, fake_sub, ()))
     rows, results = [], {}
     for kind, label, real, fake, groups in plan:
-        result, used = _evaluate(real, fake, config.model_copy(update={"by": groups}), f"Table 2, {label}", notes)
+        result, used = _evaluate(real, fake, config.model_copy(update={"by": groups}), f"Table 2, {label}", notes,
+                                 cache)
         results[kind] = result
         rows.append({"comparison": label, "kind": kind, "target": t, "dataset": split, "n": len(real),
                      "values": metric_values(result), "data_range": result.values.get("data_range"),

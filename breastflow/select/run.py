@@ -240,7 +240,14 @@ def select_checkpoints(config: SelectConfig, on_start: Callable[[], None] | None
     ev_metrics = tuple(dict.fromkeys(e for e in evaluators if e != ROI))
     if not ev_metrics:
         ev_metrics = (names.MSE,)
-    evaluation = config.evaluation.model_copy(update={"metrics": ev_metrics, "paired": True,
+    resize = config.evaluation.resize
+    sizes = sorted({tuple(img.shape) for img in real.images})
+    if resize is None and len(sizes) > 1:
+        resize = max(max(size) for size in sizes)
+        notes.append(f"the real slices have {len(sizes)} sizes ({', '.join('x'.join(map(str, s)) for s in sizes)}): "
+                     f"distribution metrics on every image resized to {resize}x{resize} (the largest side); paired "
+                     "and lesion-box metrics at native size")
+    evaluation = config.evaluation.model_copy(update={"metrics": ev_metrics, "paired": True, "resize": resize,
                                                       "by": () if config.evaluation.by is None else config.evaluation.by})
     train_version, version_source = expected_train_version(loc, config, checkpoints)
     if train_version is None:
