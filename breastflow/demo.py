@@ -1,4 +1,4 @@
-"""The main job on embedded defaults: phantom cohort -> store -> baselines -> Pix2PixHD on Ray Train -> comparison.
+"""The main job on embedded defaults: phantom -> store -> baselines -> Pix2PixHD on Ray Train -> selection -> report.
 
 ``breastflow demo OUT`` runs every stage that exists today, end to end, on a
 small phantom cohort, with no server to start by hand:
@@ -21,7 +21,14 @@ small phantom cohort, with no server to start by hand:
    ``breastflow generate``'s library call, and compares it against the two
    baselines (:func:`breastflow.generate.compare.compare_with_baselines`:
    lesion-box MAE, whole-image MAE, PSNR, SSIM), saying per metric whether the
-   model beats both.
+   model beats both;
+7. evaluates every checkpoint of that run on Ray Tune (one trial per checkpoint;
+   :mod:`breastflow.demo_select`), picks the best by SAMe over paper 003's
+   metrics that run here (``selected.json`` in the store), and writes the
+   synthesis report of the chosen checkpoint on the test split beside it
+   (``checkpoints/<model>/<run>/report/report.html``).
+
+Training and selection share one local Ray instance.
 
 The baselines are honest lower bounds that a trained Pix2PixHD must beat; they
 are not presented as models. Intensities are compared on a per-case scale that
@@ -53,6 +60,7 @@ from breastflow.deid.pseudonym import KEY_ENV_VAR, pseudonym_key
 
 if TYPE_CHECKING:
     from breastflow.demo_model import ModelStep
+    from breastflow.demo_select import SelectStep
     from breastflow.train.config import TrainRun
 
 PRE, POST1 = "pre", "post_1"
@@ -79,7 +87,10 @@ class DemoResult:
         model: the Pix2PixHD step (training, synthetic set, comparison); None when skipped.
         model_skipped: why the model step was skipped (None when it ran).
         timings: wall seconds per step (``phantom``, ``ingest``, ``catalog``, ``baselines``,
-            ``kinetics``, ``train``, ``generate``, ``compare``; the last three only when the model step ran).
+            ``kinetics``, ``train``, ``generate``, ``compare``, ``select``, ``report``; the last five only
+            when the model step ran).
+        selection: the selection step (checkpoint chosen on Ray Tune, synthesis report); None when
+            the model step was skipped.
     """
 
     cohort_dir: Path
@@ -94,6 +105,7 @@ class DemoResult:
     model: ModelStep | None = None
     model_skipped: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    selection: SelectStep | None = None
 
 
 @contextmanager
@@ -387,7 +399,8 @@ def run_demo(out_dir: Path, studies: int = 24, seed: int = 0, workers: int = 2,
         ValueError: ``studies`` < 2.
         ray.train.TrainingFailedError: training failed (Ray is shut down first).
     """
-    from breastflow.demo_model import run_model_step
+    from breastflow.demo_model import run_model_step, shared_ray
+    from breastflow.demo_select import run_select_step
     from breastflow.ingest.config import ClusterConfig, IngestConfig
     from breastflow.ingest.pipeline import run_ingest
     from breastflow.phantom.cohort import write_cohort
@@ -426,7 +439,7 @@ def run_demo(out_dir: Path, studies: int = 24, seed: int = 0, workers: int = 2,
     lap("baselines")
     kinetics = kinetics_check(str(store), catalog)
     lap("kinetics")
-    model, skipped = None, None
+    model, skipped, selection = None, None, None
     train, held_out = paired_studies(catalog)
     if training.total_epochs == 0:
         skipped = "train epochs 0"
@@ -436,6 +449,8 @@ def run_demo(out_dir: Path, studies: int = 24, seed: int = 0, workers: int = 2,
     else:
         say(f"training {training.model} for {training.total_epochs} epochs on Ray Train "
             f"({len(train)} training studies)")
-        model = run_model_step(str(store), catalog, training, say, timings)
+        with shared_ray(str(store), training):
+            model = run_model_step(str(store), catalog, training, say, timings)
+            selection = run_select_step(str(store), catalog, training.model, model.run, say, timings)
     return DemoResult(cohort_dir, store, report.summary(), catalog, baselines, choice, n_eval, eval_set, kinetics,
-                      model, skipped, timings)
+                      model, skipped, timings, selection)

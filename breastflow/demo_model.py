@@ -116,6 +116,27 @@ def local_ray() -> Iterator[bool]:
                 os.environ[key] = value
 
 
+@contextmanager
+def shared_ray(store: str, training: DemoTraining) -> Iterator[bool]:
+    """One local Ray instance for the demo's training and selection, when the run still has epochs to train.
+
+    A run that is already complete starts nothing here: selection then starts Ray itself
+    only if a checkpoint still needs evaluating (stored evaluations are reused).
+
+    Yields:
+        True if Ray was started here.
+    """
+    from breastflow.train.checkpoint import epoch_of_dir, list_checkpoints
+
+    run = training.train_run(store)
+    done = list_checkpoints(run.run_uri)
+    if done and (epoch_of_dir(done[-1]) or 0) >= run.total_epochs:
+        yield False
+        return
+    with local_ray() as started:
+        yield started
+
+
 def train_demo_model(store: str, training: DemoTraining, notify: Callable[[str], None]) -> tuple[FollowedRun, int]:
     """Train (or continue, or reuse) the demo's run on Ray Train.
 

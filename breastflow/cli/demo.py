@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import click
+import pandas as pd
 
 from breastflow.demo import DemoResult, DemoTraining
 from breastflow.demo_model import MODEL_METRICS
@@ -70,6 +71,27 @@ def _model(result: DemoResult) -> None:
             click.echo(f"   {name} ({better} is better): the model does NOT beat both baselines")
 
 
+def _selection(result: DemoResult) -> None:
+    step = result.selection
+    if step is None:
+        return
+    sel = step.selection
+    click.echo(f"7. checkpoint selection on Ray Tune ({len(sel.table)} evaluated, {len(sel.failed)} failed; "
+               f"{step.split} split, {sel.criterion} over {', '.join(sel.metrics)}):")
+    columns = [*sel.metrics, *[m for m in sel.extra_metrics if m not in sel.metrics], "same"]
+    rows = [{"checkpoint": row["checkpoint"].rstrip("/").rsplit("/", 1)[-1],
+             **{m: row.get(m, float("nan")) for m in columns}} for row in sel.table]
+    click.echo(pd.DataFrame(rows).set_index("checkpoint").to_string(float_format=lambda v: f"{v:.4f}"))
+    for failure in sel.failed:
+        click.echo(f"   excluded {failure['checkpoint']}: {failure['error']}")
+    for note in [*sel.notes, *step.notes]:
+        click.echo(f"   note: {note}")
+    click.echo(f"   selected: {sel.selected} (recorded in {sel.uri})")
+    if step.report_html is not None:
+        click.echo(f"   synthesis report ({step.report_split} split{', kept: same choice' if step.report_reused else ''}):"
+                   f" {step.report_html}")
+
+
 def _timings(timings: dict[str, float]) -> None:
     steps = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if math.isfinite(v))
     click.echo(f"wall seconds: {steps}; total {sum(timings.values()):.1f}")
@@ -91,7 +113,8 @@ def demo(out: Path, studies: int, seed: int, workers: int, train_epochs: int) ->
     baseline pre -> post-contrast evaluation with paired metrics and SAMe ->
     contrast-kinetics curve types measured on the stored phases ->
     Pix2PixHD trained briefly on Ray Train (local instance), the held-out post_1 generated and
-    compared with the baselines. A second run continues or reuses the training run.
+    compared with the baselines -> every checkpoint evaluated on Ray Tune, the best chosen by
+    SAMe, the synthesis report written. A second run continues or reuses the training run.
     Uses BREASTFLOW_PSEUDONYM_KEY if set, else a random key kept in OUT/pseudonym.key.
     """
     from breastflow.demo import run_demo
@@ -105,4 +128,5 @@ def demo(out: Path, studies: int, seed: int, workers: int, train_epochs: int) ->
         raise click.ClickException(str(err)) from err
     _figures(result)
     _model(result)
+    _selection(result)
     _timings(result.timings)

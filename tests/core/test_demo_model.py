@@ -55,7 +55,15 @@ def test_demo_trains_generates_compares_and_then_reuses_the_run(tmp_path, monkey
     # the baseline rows are the demo's own baselines on the same held-out studies
     assert table.loc["identity", "mae"] == pytest.approx(result.baselines.loc["identity", "mae"], rel=1e-9)
     assert set(step.beats_both) == set(MODEL_METRICS) and all(v in (True, False) for v in step.beats_both.values())
-    assert {"train", "generate", "compare"} <= set(result.timings)
+    assert {"train", "generate", "compare", "select"} <= set(result.timings)
+    # step 7: every checkpoint evaluated on Ray Tune (same Ray instance), the choice recorded, the report written
+    chosen = result.selection
+    assert chosen is not None and chosen.selection.selected in [row["checkpoint"] for row in chosen.selection.table]
+    assert [row["checkpoint"].rsplit("/", 1)[-1] for row in chosen.selection.table] == \
+        [c.rsplit("/", 1)[-1] for c in step.checkpoints] and not chosen.selection.failed
+    assert loc.filesystem().exists(loc.fs_path(f"checkpoints/{TRAINING.model}/{step.run}/selected.json"))
+    if chosen.report_html is not None:  # the split may leave no annotated test study
+        assert chosen.report_html.endswith("report/report.html") and not chosen.report_reused
 
     again = run_demo(tmp_path / "demo", studies=12, seed=0, workers=1, training=TRAINING)
     assert again.model is not None and again.model.run == step.run
@@ -63,3 +71,8 @@ def test_demo_trains_generates_compares_and_then_reuses_the_run(tmp_path, monkey
     assert again.model.checkpoints == step.checkpoints and not again.model.generated
     assert again.model.dashboard_url is None and not ray.is_initialized()  # Ray was not even started
     assert again.model.comparison.equals(table)
+    # the second selection reuses every stored evaluation: same choice, Ray not started
+    assert again.selection is not None and again.selection.selection.selected == chosen.selection.selected
+    assert all(row["reused"] for row in again.selection.selection.table) and not ray.is_initialized()
+    assert again.selection.report_html == chosen.report_html
+    assert again.selection.report_reused == (chosen.report_html is not None)
