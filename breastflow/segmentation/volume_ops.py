@@ -20,6 +20,10 @@ import SimpleITK as sitk
 N4_SHRINK = 4
 #: Smallest size an axis is shrunk to before N4 (small volumes get a smaller factor on that axis).
 N4_MIN_SHRUNK = 8
+#: Finest B-spline span (mm) the N4 field may have: a bias field varies over many centimetres; a finer
+#: mesh starts to absorb lesions (measured: on 16-24 mm phantom crops, 4 levels cut a 33 % lesion
+#: enhancement to 6 %).
+N4_MIN_SPAN_MM = 50.0
 
 
 class Interpolation(str, Enum):
@@ -115,17 +119,33 @@ def crop_single_breast(image: np.ndarray, mask: np.ndarray, geometry: VolumeGeom
             cropped, half)
 
 
+def n4_levels(extent_mm: float, max_levels: int, min_span_mm: float = N4_MIN_SPAN_MM) -> int:
+    """N4 fitting levels so that the finest B-spline span, ``extent / 2 ** (levels - 1)``, stays >= ``min_span_mm``.
+
+    N4 starts with one span (4 control points, cubic) over the image and doubles
+    the spans at each level; SimpleITK's default of 4 levels on a small field of
+    view gives spans of a lesion's size.
+    """
+    levels = 1
+    while levels < max_levels and extent_mm / 2 ** levels >= min_span_mm:
+        levels += 1
+    return levels
+
+
 def n4_correct(image: np.ndarray, geometry: VolumeGeometry, shrink: int = N4_SHRINK,
-               iterations: tuple[int, ...] = (50, 50, 30, 20)) -> np.ndarray:
+               iterations: tuple[int, ...] = (50, 50, 30, 20), min_span_mm: float = N4_MIN_SPAN_MM) -> np.ndarray:
     """N4 bias-field correction (Tustison 2010) with an Otsu foreground mask, as SimpleITK's N4 example.
 
     The field is fitted on the image shrunk by ``shrink`` per axis (an axis
     shorter than ``shrink * 8`` voxels is shrunk less), then evaluated at full
-    resolution and divided out: ``corrected = image / exp(log_bias)``.
+    resolution and divided out: ``corrected = image / exp(log_bias)``. The
+    number of fitting levels is capped by :func:`n4_levels` (largest physical
+    extent, ``min_span_mm``), so the field stays smoother than a lesion.
 
     Args:
         image: ``(Z, Y, X)`` non-negative intensities; geometry: its placement.
-        shrink: shrink factor (paper 003's pipeline: 4); iterations: per fitting level.
+        shrink: shrink factor (paper 003's pipeline: 4); iterations: per fitting level (at most).
+        min_span_mm: finest B-spline span of the field.
 
     Returns:
         ``(Z, Y, X)`` float32 corrected image.
@@ -146,7 +166,8 @@ def n4_correct(image: np.ndarray, geometry: VolumeGeometry, shrink: int = N4_SHR
     small = sitk.Shrink(full, factors)
     small_mask = sitk.Shrink(foreground, factors)
     corrector = sitk.N4BiasFieldCorrectionImageFilter()
-    corrector.SetMaximumNumberOfIterations(list(iterations))
+    extent = max(n * s for n, s in zip(full.GetSize(), full.GetSpacing(), strict=True))
+    corrector.SetMaximumNumberOfIterations(list(iterations)[:n4_levels(extent, len(iterations), min_span_mm)])
     corrector.Execute(small, small_mask)
     log_bias = corrector.GetLogBiasFieldAsImage(full)
     corrected = sitk.GetArrayFromImage(full / sitk.Exp(log_bias)).astype(np.float32)

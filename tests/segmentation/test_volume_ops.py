@@ -13,6 +13,7 @@ from breastflow.segmentation.volume_ops import (
     crop_single_breast,
     from_sitk,
     n4_correct,
+    n4_levels,
     resample,
     resampled_shape,
     to_sitk,
@@ -86,6 +87,25 @@ def test_n4_flattens_a_multiplicative_bias_field() -> None:
     assert cv(biased) > 0.15  # the ramp dominates the tissue's spread
     assert cv(corrected) < 0.4 * cv(biased), (cv(biased), cv(corrected))
     assert cv(corrected) < 2.5 * cv(flat)
+
+
+def test_n4_keeps_a_lesion_on_a_small_field_of_view() -> None:
+    # a 16 x 24 mm crop: SimpleITK's default 4 fitting levels would fit 2-3 mm spans and absorb the lesion
+    shape = (8, 24, 16)
+    body = _body(shape)[None].repeat(shape[0], axis=0)
+    rng = np.random.default_rng(3)
+    volume = np.where(body, 600.0, 5.0) + rng.normal(0, 20, shape) * body
+    lesion = np.zeros(shape, bool)
+    lesion[2:6, 9:15, 5:10] = True
+    volume[lesion] *= 1.4
+    geometry = VolumeGeometry((2.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+
+    def contrast(a: np.ndarray) -> float:
+        return float(a[lesion].mean() / a[body & ~lesion].mean())
+
+    assert contrast(n4_correct(volume, geometry)) == pytest.approx(contrast(volume), rel=0.03)
+    assert n4_levels(24.0, 4) == 1 and n4_levels(170.0, 4) == 2 and n4_levels(300.0, 4) == 3
+    assert n4_levels(1000.0, 4) == 4
 
 
 def test_n4_rejects_a_bad_shrink_factor() -> None:

@@ -1,0 +1,237 @@
+"""Train and apply one fold's 3D U-Net (MONAI DynUNet), nnU-Net style; a plain function, no Ray yet.
+
+The pieces are MONAI's, configured as nnU-Net trains its ``3d_fullres`` model
+(paper 003 sec. 3.4):
+
+* network: :class:`monai.networks.nets.DynUNet` from a :class:`~.plan.SegmentationPlan`
+  (instance norm, leaky ReLU, deep supervision);
+* loss: :class:`monai.losses.DiceCELoss` (soft Dice + cross-entropy, softmax over
+  2 classes); the deep-supervision heads are weighted ``1, 1/2, 1/4 ...`` and
+  normalised (nnU-Net);
+* patches: :class:`monai.transforms.RandCropByPosNegLabeld` with ``pos=1, neg=2``:
+  a third of the patches centred on tumour (nnU-Net's foreground oversampling
+  of 33 %), after :class:`~monai.transforms.SpatialPadd` to the patch size, plus
+  random flips on the three axes;
+* inference: :func:`monai.inferers.sliding_window_inference` with Gaussian
+  weighting, overlap 0.5, returning softmax probabilities;
+* score: Dice of the argmax against the mask (:func:`monai.metrics.compute_dice`).
+
+Inputs are preprocessed volumes (:func:`~.preprocess.load_case` with the
+plan's target spacing), held in memory: a fold of the phantom is small; real
+cohorts stream from the store in the Ray version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss
+from monai.metrics import compute_dice
+from monai.networks.nets import DynUNet
+from monai.transforms import Compose, RandCropByPosNegLabeld, RandFlipd, SpatialPadd
+from monai.utils import set_determinism
+from pydantic import BaseModel, ConfigDict, Field
+
+from breastflow.segmentation.plan import SegmentationPlan
+
+#: Classes: background and tumour.
+N_CLASSES = 2
+
+
+class OptimizerKind(str, Enum):
+    """Optimiser: nnU-Net's SGD (Nesterov, momentum 0.99, poly decay) or Adam (quick CPU runs)."""
+
+    SGD = "sgd"
+    ADAM = "adam"
+
+
+class FoldTrainConfig(BaseModel):
+    """How one fold is trained (saved beside its checkpoint).
+
+    Attributes:
+        epochs, iterations: epochs and optimiser steps per epoch (nnU-Net: 1000 x 250; paper 003: 500 epochs).
+        batch_size: patches per step, drawn ``samples_per_volume`` at a time from random volumes.
+        learning_rate, optimizer, weight_decay: the optimiser (poly decay ``(1 - e / E) ** 0.9``).
+        foreground_ratio: share of patches centred on tumour (nnU-Net: 1/3).
+        overlap: sliding-window overlap at inference.
+        seed: MONAI/torch/numpy seed; device: torch device.
+        torch_threads: CPU threads of torch while training (``None``: leave as is; Ray tasks set 1).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(default=500, ge=1)
+    iterations: int = Field(default=250, ge=1)
+    batch_size: int = Field(default=2, ge=1)
+    samples_per_volume: int = Field(default=2, ge=1)
+    learning_rate: float = Field(default=0.01, gt=0)
+    optimizer: OptimizerKind = OptimizerKind.SGD
+    weight_decay: float = Field(default=3e-5, ge=0)
+    foreground_ratio: float = Field(default=1 / 3, gt=0, lt=1)
+    overlap: float = Field(default=0.5, ge=0, lt=1)
+    seed: int = 0
+    device: str = "cpu"
+    torch_threads: int | None = Field(default=None, ge=1)
+
+    @classmethod
+    def quick(cls, **overrides: object) -> FoldTrainConfig:
+        """A reduced configuration that learns the phantom in seconds on 2 CPU cores."""
+        values: dict = {"epochs": 12, "iterations": 10, "batch_size": 4, "samples_per_volume": 2,
+                        "learning_rate": 3e-3, "optimizer": OptimizerKind.ADAM}
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One preprocessed training or test volume: ``image`` and ``mask`` ``(Z, Y, X)`` on one grid."""
+
+    name: str
+    image: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """A trained fold: the network (eval mode) and its loss per epoch and validation Dice."""
+
+    network: DynUNet
+    losses: tuple[float, ...]
+    val_dice: float
+
+
+def build_network(plan: SegmentationPlan) -> DynUNet:
+    """The DynUNet of a plan (1 input channel, :data:`N_CLASSES` outputs)."""
+    return DynUNet(**plan.dynunet_kwargs(in_channels=1, out_channels=N_CLASSES))
+
+
+def patch_sampler(plan: SegmentationPlan, config: FoldTrainConfig) -> Compose:
+    """Pad to the patch, crop ``samples_per_volume`` patches (foreground-oversampled), random flips."""
+    keys = ["image", "label"]
+    neg = (1 - config.foreground_ratio) / config.foreground_ratio
+    return Compose([
+        SpatialPadd(keys, spatial_size=plan.patch_size),
+        RandCropByPosNegLabeld(keys, label_key="label", spatial_size=plan.patch_size, pos=1.0, neg=neg,
+                               num_samples=config.samples_per_volume),
+        RandFlipd(keys, prob=0.5, spatial_axis=0), RandFlipd(keys, prob=0.5, spatial_axis=1),
+        RandFlipd(keys, prob=0.5, spatial_axis=2),
+    ])
+
+
+def _batch(volumes: Sequence[Volume], sampler: Compose, config: FoldTrainConfig,
+           rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    patches: list[dict] = []
+    while len(patches) < config.batch_size:
+        volume = volumes[int(rng.integers(len(volumes)))]
+        patches += sampler({"image": volume.image[None].astype(np.float32), "label": volume.mask[None]})
+    patches = patches[:config.batch_size]
+    images = torch.stack([torch.as_tensor(np.asarray(p["image"])) for p in patches]).float()
+    labels = torch.stack([torch.as_tensor(np.asarray(p["label"])) for p in patches]).long()
+    return images.to(config.device), labels.to(config.device)
+
+
+def deep_supervision_loss(outputs: torch.Tensor, labels: torch.Tensor, loss: DiceCELoss) -> torch.Tensor:
+    """nnU-Net's deep-supervision loss: heads weighted ``1, 1/2, 1/4 ...``, normalised to sum 1.
+
+    Args:
+        outputs: ``(B, C, Z, Y, X)`` logits, or ``(B, 1 + n, C, Z, Y, X)`` with ``n`` deep-supervision heads
+            (DynUNet in training mode, every head upsampled to the patch).
+        labels: ``(B, 1, Z, Y, X)`` class indices.
+    """
+    if outputs.dim() == labels.dim():
+        return loss(outputs, labels)
+    heads = torch.unbind(outputs, dim=1)
+    weights = [0.5 ** i for i in range(len(heads))]
+    return sum(w * loss(h, labels) for w, h in zip(weights, heads, strict=True)) / sum(weights)
+
+
+@torch.no_grad()
+def predict_probabilities(network: torch.nn.Module, image: np.ndarray, plan: SegmentationPlan,
+                          config: FoldTrainConfig) -> np.ndarray:
+    """Softmax probabilities ``(C, Z, Y, X)`` of one volume by Gaussian-weighted sliding windows."""
+    network.eval()
+    inputs = torch.as_tensor(image[None, None].astype(np.float32), device=config.device)
+    logits = sliding_window_inference(inputs, roi_size=plan.patch_size, sw_batch_size=2, predictor=network,
+                                      overlap=config.overlap, mode="gaussian")
+    return torch.softmax(torch.as_tensor(logits), dim=1)[0].cpu().numpy()
+
+
+def dice_score(probabilities: np.ndarray, mask: np.ndarray) -> float:
+    """Tumour Dice of the argmax of ``probabilities`` ``(C, Z, Y, X)`` against ``mask`` ``(Z, Y, X)``.
+
+    Both empty counts as 1.0 (nothing to find, nothing found); an empty mask with a prediction as 0.0.
+    """
+    predicted = torch.as_tensor(np.argmax(probabilities, axis=0) == 1)[None, None].float()
+    truth = torch.as_tensor(mask > 0)[None, None].float()
+    if not truth.any():
+        return 1.0 if not predicted.any() else 0.0
+    return float(compute_dice(predicted, truth, include_background=True)[0, 0])
+
+
+def train_fold(train: Sequence[Volume], val: Sequence[Volume], plan: SegmentationPlan,
+               config: FoldTrainConfig) -> FoldResult:
+    """Train one fold from scratch and score it on its validation volumes.
+
+    Args:
+        train, val: preprocessed volumes (at the plan's target spacing, z-scored).
+        plan: network and patch configuration; config: training.
+
+    Returns:
+        :class:`FoldResult` (validation Dice: mean over ``val``; NaN when ``val`` is empty).
+
+    Raises:
+        ValueError: no training volume, or a volume whose image and mask shapes differ.
+    """
+    if not train:
+        raise ValueError("train_fold needs at least one training volume")
+    for volume in (*train, *val):
+        if volume.image.shape != volume.mask.shape:
+            raise ValueError(f"{volume.name}: image {volume.image.shape} and mask {volume.mask.shape} differ")
+    threads = torch.get_num_threads()
+    if config.torch_threads is not None:
+        torch.set_num_threads(config.torch_threads)
+    try:
+        return _train(train, val, plan, config)
+    finally:
+        torch.set_num_threads(threads)
+        set_determinism(seed=None)
+
+
+def _train(train: Sequence[Volume], val: Sequence[Volume], plan: SegmentationPlan,
+           config: FoldTrainConfig) -> FoldResult:
+    set_determinism(seed=config.seed)
+    rng = np.random.default_rng(config.seed)
+    sampler = patch_sampler(plan, config)
+    sampler.set_random_state(seed=config.seed)
+    network = build_network(plan).to(config.device)
+    if config.optimizer is OptimizerKind.SGD:
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(network.parameters(), lr=config.learning_rate,
+                                                           momentum=0.99, nesterov=True,
+                                                           weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: (1 - e / config.epochs) ** 0.9)
+    loss = DiceCELoss(to_onehot_y=True, softmax=True)
+    losses = []
+    for _ in range(config.epochs):
+        network.train()
+        total = 0.0
+        for _ in range(config.iterations):
+            images, labels = _batch(train, sampler, config, rng)
+            optimizer.zero_grad(set_to_none=True)
+            value = deep_supervision_loss(network(images), labels, loss)
+            value.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), 12.0)
+            optimizer.step()
+            total += float(value.detach())
+        scheduler.step()
+        losses.append(total / config.iterations)
+    network.eval()
+    scores = [dice_score(predict_probabilities(network, v.image, plan, config), v.mask) for v in val]
+    val_dice = float(np.mean(scores)) if scores else float("nan")
+    return FoldResult(network=network, losses=tuple(losses), val_dice=val_dice)
