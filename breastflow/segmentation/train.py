@@ -161,6 +161,18 @@ def predict_probabilities(network: torch.nn.Module, image: np.ndarray, plan: Seg
     return torch.softmax(torch.as_tensor(logits), dim=1)[0].cpu().numpy()
 
 
+def ensemble_probabilities(networks: Sequence[torch.nn.Module], image: np.ndarray, plan: SegmentationPlan,
+                           config: FoldTrainConfig) -> np.ndarray:
+    """The folds' ensemble (paper 003, nnU-Net): the mean of each network's softmax, ``(C, Z, Y, X)``.
+
+    Raises:
+        ValueError: no network.
+    """
+    if not networks:
+        raise ValueError("an ensemble needs at least one trained fold")
+    return np.mean([predict_probabilities(n, image, plan, config) for n in networks], axis=0)
+
+
 def dice_score(probabilities: np.ndarray, mask: np.ndarray) -> float:
     """Tumour Dice of the argmax of ``probabilities`` ``(C, Z, Y, X)`` against ``mask`` ``(Z, Y, X)``.
 

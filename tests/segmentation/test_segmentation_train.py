@@ -29,8 +29,10 @@ from breastflow.segmentation.preprocess import PreprocessConfig, SegmentationSou
 from breastflow.segmentation.train import (
     FoldTrainConfig,
     Volume,
+    build_network,
     deep_supervision_loss,
     dice_score,
+    ensemble_probabilities,
     predict_probabilities,
     train_fold,
 )
@@ -118,3 +120,21 @@ def test_train_fold_rejects_bad_volumes() -> None:
     bad = Volume("x", np.zeros((8, 24, 16), np.float32), np.zeros((8, 24, 15), np.uint8))
     with pytest.raises(ValueError, match="x: image"):
         train_fold([bad], [], plan, FoldTrainConfig.quick())
+
+
+def test_ensemble_is_the_mean_of_the_fold_softmaxes() -> None:
+    plan = plan_from_shapes([(2.0, 1.0, 1.0)], [(8, 24, 16)], quick=True)
+    config = FoldTrainConfig.quick()
+    image = np.random.default_rng(4).normal(size=(8, 24, 20)).astype(np.float32)  # wider than a patch
+    networks = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        networks.append(build_network(plan).eval())
+    folds = [predict_probabilities(n, image, plan, config) for n in networks]
+    ensemble = ensemble_probabilities(networks, image, plan, config)
+    assert ensemble.shape == (2, *image.shape)
+    assert np.allclose(ensemble, np.mean(folds, axis=0), atol=1e-6)
+    assert np.allclose(ensemble.sum(axis=0), 1.0, atol=1e-5)
+    assert not np.allclose(folds[0], folds[1])  # the folds differ, so the mean is not trivial
+    with pytest.raises(ValueError, match="at least one"):
+        ensemble_probabilities([], image, plan, config)
