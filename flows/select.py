@@ -22,8 +22,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from breastflow.evaluate.config import EvaluationConfig
-from breastflow.models import MODELS
-from breastflow.registry import RegistryError
+from breastflow.models import MODELS, model_name
 from breastflow.select.run import SelectConfig
 from tasks.select import publish_selection_task, report_task, select_task
 
@@ -60,10 +59,7 @@ class SelectParameters(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        try:
-            return MODELS.get(value).name
-        except RegistryError as err:  # a KeyError: pydantic reports only ValueErrors as validation errors
-            raise ValueError(str(err)) from err
+        return model_name(value)
 
     def select_config(self) -> SelectConfig:
         """The validated :class:`~breastflow.select.run.SelectConfig` (what ``breastflow select`` builds)."""

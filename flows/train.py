@@ -27,7 +27,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from breastflow.generate.config import GenerateConfig, GenerateSplit
-from breastflow.models import MODELS
+from breastflow.models import MODELS, model_name
 from breastflow.models.enums import Perceptual
 from breastflow.registry import RegistryError
 from breastflow.train.config import TrainRun
@@ -98,10 +98,7 @@ class TrainParameters(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        try:
-            return MODELS.get(value).name
-        except RegistryError as err:  # a KeyError: pydantic reports only ValueErrors as validation errors
-            raise ValueError(str(err)) from err
+        return model_name(value)
 
     @model_validator(mode="after")
     def _valid_run(self) -> TrainParameters:

@@ -7,6 +7,6 @@ they are imported (no module names guessed from strings).
 from breastflow.models import template  # noqa: F401  (registers "template")
 from breastflow.models.base import GanModel, ModelStateError
 from breastflow.models.pix2pixhd import model as _pix2pixhd  # noqa: F401  (registers "pix2pixhd")
-from breastflow.models.registry import MODELS, build_model, load_model, validate_config
+from breastflow.models.registry import MODELS, build_model, load_model, model_name, validate_config
 
-__all__ = ["MODELS", "GanModel", "ModelStateError", "build_model", "load_model", "validate_config"]
+__all__ = ["MODELS", "GanModel", "ModelStateError", "build_model", "load_model", "model_name", "validate_config"]

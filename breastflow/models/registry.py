@@ -82,3 +82,18 @@ def load_model(state: Mapping[str, Any], config_overrides: Mapping[str, Any] | N
     model = build_model(name, {**state["config"], **overrides})
     model.load_state_dict(state)
     return model
+
+
+def model_name(value: str) -> str:
+    """The registered name of model family ``value`` (e.g. for a form's validator).
+
+    Raises:
+        ValueError: unknown family, with the nearest registered names (a ``ValueError``,
+            not the registry's ``KeyError``, so pydantic reports it as a validation error).
+    """
+    from breastflow.registry import RegistryError
+
+    try:
+        return MODELS.get(value).name
+    except RegistryError as err:
+        raise ValueError(str(err)) from err

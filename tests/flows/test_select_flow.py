@@ -20,6 +20,7 @@ from prefect.client.orchestration import get_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "select"))  # select_helpers, report_helpers
 
+from ray_local import RAY_TEST_SETTINGS as RAY_SETTINGS
 from report_helpers import build_tiny_store, report_studies
 from select_helpers import corrupt_checkpoint, train_checkpoints
 
@@ -29,7 +30,6 @@ from flows.select import SelectParameters, select_flow
 from tasks.select import REPORT_KEY, TABLE_KEY
 
 pytestmark = pytest.mark.integration
-RAY_SETTINGS = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 @pytest.fixture(scope="module")

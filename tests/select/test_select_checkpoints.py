@@ -7,11 +7,11 @@ one with corrupted bytes (epoch 8) and one claiming another dataset version (epo
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
+from ray_local import local_ray
 from select_helpers import build_select_store, corrupt_checkpoint, train_checkpoints
 
 from breastflow.registry import RegistryError
@@ -25,25 +25,9 @@ METRICS = ("fid_img", "ssim", "mse", "mae")
 
 @pytest.fixture(scope="module")
 def ray_select(tmp_path_factory):
-    """One local Ray instance for the module: auth off, loopback, no usage stats, HOME in a temp dir, 2 CPUs."""
-    import ray
-
-    home = tmp_path_factory.mktemp("ray-home")
-    settings = {"HOME": str(home), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    saved = {k: os.environ.get(k) for k in [*settings, "RAY_ADDRESS"]}
-    os.environ.update(settings)
-    os.environ.pop("RAY_ADDRESS", None)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
+    """One local Ray instance for the module: 2 CPUs, no dashboard."""
+    with local_ray(tmp_path_factory.mktemp("ray-home"), num_cpus=2):
         yield None
-    finally:
-        ray.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
+from ray_local import local_ray
 from sweep_helpers import base_overrides, build_sweep_store
 
 from breastflow.cli import main
@@ -22,32 +22,10 @@ EPOCHS = 2
 
 @pytest.fixture(scope="module")
 def ray_local(tmp_path_factory) -> Iterator[None]:
-    """One local Ray instance for the module: auth off, loopback, no usage stats, HOME in a temp dir.
-
-    With the dashboard: Ray Train's PlacementGroupCleaner asks its state API whether a run's controller
-    is still alive, and only then frees the CPUs of a trial that ASHA stopped (killed) mid-run.
-    """
-    import ray
-
-    from breastflow.store.local_s3 import free_port
-
-    home = tmp_path_factory.mktemp("ray-home")
-    settings = {"HOME": str(home), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    saved = {k: os.environ.get(k) for k in [*settings, "RAY_ADDRESS"]}
-    os.environ.update(settings)
-    os.environ.pop("RAY_ADDRESS", None)
-    ray.init(address="local", num_cpus=3, include_dashboard=True, dashboard_host="127.0.0.1",
-             dashboard_port=free_port(), _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
+    """One local Ray for the module, 3 CPUs, with the dashboard: Ray Train's PlacementGroupCleaner asks its
+    state API whether a run's controller is alive before freeing the CPUs of a trial ASHA stopped mid-run."""
+    with local_ray(tmp_path_factory.mktemp("ray-home"), num_cpus=3, dashboard=True):
         yield None
-    finally:
-        ray.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
