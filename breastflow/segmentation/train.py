@@ -23,8 +23,8 @@ cohorts stream from the store in the Ray version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
@@ -33,7 +33,13 @@ from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.metrics import compute_dice
 from monai.networks.nets import DynUNet
-from monai.transforms import Compose, RandCropByPosNegLabeld, RandFlipd, SpatialPadd
+from monai.transforms import (
+    Compose,
+    RandCropByPosNegLabeld,
+    RandFlipd,
+    Randomizable,
+    SpatialPadd,
+)
 from monai.utils import set_determinism
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,11 +104,31 @@ class Volume:
 
 @dataclass(frozen=True)
 class FoldResult:
-    """A trained fold: the network (eval mode) and its loss per epoch and validation Dice."""
+    """A trained fold: the network (eval mode), its loss per epoch, validation Dice, and the epoch it started at."""
 
     network: DynUNet
     losses: tuple[float, ...]
     val_dice: float
+    start_epoch: int = 0
+
+
+@dataclass
+class FoldState:
+    """The whole training state of a fold after ``epoch`` epochs (what a checkpoint holds).
+
+    Attributes:
+        epoch: epochs completed; losses: mean loss of each of them.
+        network, optimizer, scheduler: ``state_dict`` of each.
+        random: the numpy generator's, the patch sampler's and torch's random states, so a
+            resumed run draws the same patches as an uninterrupted one.
+    """
+
+    epoch: int
+    losses: list[float]
+    network: dict
+    optimizer: dict
+    scheduler: dict
+    random: dict = field(default_factory=dict)
 
 
 def build_network(plan: SegmentationPlan) -> DynUNet:
@@ -186,12 +212,16 @@ def dice_score(probabilities: np.ndarray, mask: np.ndarray) -> float:
 
 
 def train_fold(train: Sequence[Volume], val: Sequence[Volume], plan: SegmentationPlan,
-               config: FoldTrainConfig) -> FoldResult:
-    """Train one fold from scratch and score it on its validation volumes.
+               config: FoldTrainConfig, resume: FoldState | None = None,
+               on_epoch: Callable[[FoldState], None] | None = None) -> FoldResult:
+    """Train one fold (from scratch, or on from ``resume``) and score it on its validation volumes.
 
     Args:
         train, val: preprocessed volumes (at the plan's target spacing, z-scored).
         plan: network and patch configuration; config: training.
+        resume: a saved :class:`FoldState`; training continues at ``resume.epoch`` (a state at or
+            past ``config.epochs`` only validates).
+        on_epoch: called with the state after every epoch (the caller checkpoints it).
 
     Returns:
         :class:`FoldResult` (validation Dice: mean over ``val``; NaN when ``val`` is empty).
@@ -208,14 +238,29 @@ def train_fold(train: Sequence[Volume], val: Sequence[Volume], plan: Segmentatio
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)
     try:
-        return _train(train, val, plan, config)
+        return _train(train, val, plan, config, resume, on_epoch)
     finally:
         torch.set_num_threads(threads)
         set_determinism(seed=None)
 
 
-def _train(train: Sequence[Volume], val: Sequence[Volume], plan: SegmentationPlan,
-           config: FoldTrainConfig) -> FoldResult:
+def _random_state(rng: np.random.Generator, sampler: Compose) -> dict:
+    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(),
+            "sampler": [t.R.get_state() for t in sampler.transforms if isinstance(t, Randomizable)]}
+
+
+def _restore_random(state: dict, rng: np.random.Generator, sampler: Compose) -> None:
+    if not state:
+        return
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    for transform, saved in zip([t for t in sampler.transforms if isinstance(t, Randomizable)], state["sampler"],
+                                strict=True):
+        transform.R.set_state(saved)
+
+
+def _train(train: Sequence[Volume], val: Sequence[Volume], plan: SegmentationPlan, config: FoldTrainConfig,
+           resume: FoldState | None, on_epoch: Callable[[FoldState], None] | None) -> FoldResult:
     set_determinism(seed=config.seed)
     rng = np.random.default_rng(config.seed)
     sampler = patch_sampler(plan, config)
@@ -229,8 +274,15 @@ def _train(train: Sequence[Volume], val: Sequence[Volume], plan: SegmentationPla
         optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: (1 - e / config.epochs) ** 0.9)
     loss = DiceCELoss(to_onehot_y=True, softmax=True)
-    losses = []
-    for _ in range(config.epochs):
+    losses: list[float] = []
+    start = 0
+    if resume is not None:
+        network.load_state_dict(resume.network)
+        optimizer.load_state_dict(resume.optimizer)
+        scheduler.load_state_dict(resume.scheduler)
+        _restore_random(resume.random, rng, sampler)
+        losses, start = list(resume.losses), resume.epoch
+    for epoch in range(start, config.epochs):
         network.train()
         total = 0.0
         for _ in range(config.iterations):
@@ -243,7 +295,11 @@ def _train(train: Sequence[Volume], val: Sequence[Volume], plan: SegmentationPla
             total += float(value.detach())
         scheduler.step()
         losses.append(total / config.iterations)
+        if on_epoch is not None:
+            on_epoch(FoldState(epoch=epoch + 1, losses=list(losses), network=network.state_dict(),
+                               optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                               random=_random_state(rng, sampler)))
     network.eval()
     scores = [dice_score(predict_probabilities(network, v.image, plan, config), v.mask) for v in val]
     val_dice = float(np.mean(scores)) if scores else float("nan")
-    return FoldResult(network=network, losses=tuple(losses), val_dice=val_dice)
+    return FoldResult(network=network, losses=tuple(losses), val_dice=val_dice, start_epoch=start)

@@ -21,6 +21,9 @@ A store is a Zarr v3 hierarchy on a local path or an ``s3://`` prefix::
       eval/checkpoints/<model>/<run>/<epoch_dir>/<config_key>.json
                                                 one checkpoint's evaluation under one metric config (reused)
       sweeps/<model>/<sweep>.json               a hyper-parameter sweep's trials, best config and best run
+      checkpoints/segmentation/<experiment>/<train_set>/fold_<k>/
+                                                one segmentation fold: state.pt (resumable) and fold.json
+      reports/utility/<experiment>/             the segmentation utility report (report.md, report.html, rows.json)
 
 ``<study>`` is the keyed study pseudonym, ``<series>`` a :class:`SeriesRole`
 name such as ``pre``, ``post_2``, ``t2`` or ``mg_l_cc``.
@@ -155,3 +158,24 @@ def checkpoint_eval_file(model: str, run: str, checkpoint: str, config_key: str)
 def sweep_file(model: str, sweep: str) -> str:
     """A sweep's record (trials, best config, best run): ``sweeps/<model>/<sweep>.json``."""
     return f"{SWEEPS}/{check_name(model, 'model')}/{check_name(sweep, 'sweep name')}.json"
+
+
+SEGMENTATION = "segmentation"
+UTILITY_REPORTS = "reports/utility"
+
+
+def segmentation_fold_dir(experiment: str, train_set: str, fold: int) -> str:
+    """One segmentation fold's checkpoint folder: ``checkpoints/segmentation/<experiment>/<train_set>/fold_<k>``.
+
+    Raises:
+        ValueError: a name that is not a plain store name, or a negative fold.
+    """
+    if not isinstance(fold, int) or fold < 0:
+        raise ValueError(f"fold must be a non-negative integer, got {fold!r}")
+    return (f"{CHECKPOINTS}/{SEGMENTATION}/{check_name(experiment, 'segmentation experiment')}/"
+            f"{check_name(train_set, 'training set folder')}/fold_{fold}")
+
+
+def utility_report_dir(experiment: str) -> str:
+    """Folder of a segmentation utility report: ``reports/utility/<experiment>``."""
+    return f"{UTILITY_REPORTS}/{check_name(experiment, 'segmentation experiment')}"
