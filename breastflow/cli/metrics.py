@@ -122,10 +122,13 @@ def same(table: Path, metrics: str | None, weights: str | None, constant_rtol: f
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write JSON, plots and a Markdown/HTML report into this folder.")
 @click.option("--device", default=None, help="torch device, e.g. cuda:0 (default: CPU).")
+@click.option("--threads", "num_threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads of the paired metrics (default: torch's own; set it on a busy machine).")
 def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range: float | None,
              max_clipped_share: float, allow_clipping: bool, feature_space: str,
              resize: int | None, by: str | None, min_group_size: int, train: str | None, holdout: str | None,
-             privacy_features: str, json_out: Path | None, report_dir: Path | None, device: str | None) -> None:
+             privacy_features: str, json_out: Path | None, report_dir: Path | None, device: str | None,
+             num_threads: int | None) -> None:
     """Evaluate the synthetic images FAKE against the real images REAL.
 
     REAL and FAKE are folders of PNG / .npy images or store selections such as
@@ -142,7 +145,8 @@ def evaluate(real: str, fake: str, metrics: str | None, paired: bool, data_range
         config = EvaluationConfig(metrics=tuple(names) if names else None, paired=paired, data_range=data_range,
                                   max_clipped_share=max_clipped_share, allow_clipping=allow_clipping,
                                   feature_space=feature_space, device=device, resize=resize, by=groupings,
-                                  min_group_size=min_group_size, privacy_features=privacy_features)
+                                  min_group_size=min_group_size, privacy_features=privacy_features,
+                                  num_threads=num_threads)
         result = evaluate_inputs(real, fake, config, train=train, holdout=holdout)
     except (ValueError, RegistryError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err

@@ -47,6 +47,10 @@ class EvaluationConfig(BaseModel):
         min_group_size: smallest real and fake group a distribution metric is computed on.
         privacy_features: feature extractor of the memorisation check's feature space.
         privacy_quantile: held-out distance quantile below which a synthetic image is "close".
+        num_threads: torch CPU threads of the paired metrics (set, then restored); ``None`` =
+            leave torch's setting alone. Set it when other work competes for the cores: the
+            SSIM/MS-SSIM path slows down far more than torchmetrics' under oversubscription
+            (``docs/metrics.md``); selection trials run with 1.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -67,6 +71,7 @@ class EvaluationConfig(BaseModel):
     min_group_size: int = Field(default=10, ge=2)
     privacy_features: str = "inception"
     privacy_quantile: float = Field(default=0.05, gt=0.0, lt=1.0)
+    num_threads: int | None = Field(default=None, ge=1)
 
     def resolved_metrics(self) -> tuple[str, ...]:
         """The metric names to compute: :attr:`metrics`, or the defaults for :attr:`paired`."""

@@ -201,7 +201,7 @@ def _paired_evaluator(metric: str) -> MetricEvaluator:
 
         values = _per_shape(ctx, lambda fake, real: paired_metrics(
             fake, real, ctx.data_range, metrics=[metric], device=ctx.config.device,
-            batch_size=ctx.config.batch_size).per_case[metric])
+            batch_size=ctx.config.batch_size, num_threads=ctx.config.num_threads).per_case[metric])
         ctx.artifacts.setdefault("paired_per_case", {})[metric] = values
         return {metric: float(values.mean()), names.sd_name(metric): float(values.std())}
 

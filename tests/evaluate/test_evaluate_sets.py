@@ -161,3 +161,17 @@ def test_fid_img_on_small_pngs(tmp_path):
     res = evaluate_folders(tmp_path / "r", tmp_path / "f", EvaluationConfig(metrics=("fid_img",)))
     ref = frechet_distance(np.round(real).astype(np.uint8), np.round(fake).astype(np.uint8), data_range=255.0)
     assert res.values[names.FID_IMG] == pytest.approx(ref, rel=1e-9)
+
+
+def test_thread_count_is_applied_then_restored_and_changes_no_value(folders):
+    import torch
+
+    real_dir, fake_dir = folders
+    before = torch.get_num_threads()
+    config = EvaluationConfig(metrics=(names.SSIM, names.MSE), paired=True)
+    default = evaluate_folders(real_dir, fake_dir, config).values
+    one = evaluate_folders(real_dir, fake_dir, config.model_copy(update={"num_threads": 1})).values
+    assert torch.get_num_threads() == before
+    assert one[names.SSIM] == pytest.approx(default[names.SSIM], abs=1e-6) and one[names.MSE] == default[names.MSE]
+    with pytest.raises(ValueError):
+        EvaluationConfig(num_threads=0)
