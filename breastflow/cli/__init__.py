@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "select": ("breastflow.cli.select", "select", "Evaluate every checkpoint of a run on Ray Tune and pick the best (SAMe)."),
     "sweep": ("breastflow.cli.sweep", "sweep", "Tune a model's training config on Ray Tune with ASHA early stopping."),
     "report": ("breastflow.cli.select", "report", "Write the synthesis report of a run's selected checkpoint."),
+    "utility": ("breastflow.cli.segmentation", "utility", "Segmentation utility: paper 003's four scenarios on Ray (Dice, Wilcoxon, report)."),
     "export-nnunet": ("breastflow.cli.segmentation", "export_nnunet", "Export a segmentation scenario as an nnU-Net v2 raw dataset."),
 }
 

@@ -1,4 +1,5 @@
-"""``breastflow export-nnunet``: a scenario's training set as an nnU-Net v2 raw dataset with breastflow's folds.
+"""``breastflow export-nnunet`` (a scenario's training set as an nnU-Net v2 raw dataset) and
+``breastflow utility`` (paper 003's four segmentation scenarios on Ray, with the Table-3 report).
 
 Thin: options -> :func:`breastflow.segmentation.nnunet_export.export_nnunet` ->
 print. Bad input (a scenario out of range, a training set the scenario does not
@@ -49,3 +50,46 @@ def export_nnunet(store: str, out: Path, scenario: int, train_set: str, syntheti
         return
     click.echo(f"nnU-Net dataset {result.folder}: {result.n_train} training items ({result.train_key}), "
                f"{result.n_test} test items ({result.test_source}), {result.n_folds} folds in splits_final.json")
+
+
+@click.command("utility")
+@click.argument("store")
+@click.option("--synthetic", default=None,
+              help="Synthetic set (STORE/synthetic/NAME) written by breastflow generate; needed by syn_post rows.")
+@click.option("--scenarios", default="1,2,3,4", show_default=True, help="Paper 003 scenarios (Table 3), 1-4.")
+@click.option("--quick", is_flag=True, help="Reduced configuration (small patch, few epochs, 3 folds) for CPU demos.")
+@click.option("--folds", type=click.IntRange(2, 20), default=None, help="Folds per training (default 5, quick 3).")
+@click.option("--train-set", "train_sets", multiple=True,
+              help="Keep only rows training on this set (repeatable), e.g. real_pre and real_pre+syn_post.")
+@click.option("--no-cross-vendor", is_flag=True, help="Skip the cross-vendor rows.")
+@click.option("--experiment", default=None, help="Checkpoint/report name (default: a content key of the config).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def utility(store: str, synthetic: str, scenarios: str, quick: bool, folds: int | None, train_sets: tuple[str, ...],
+            no_cross_vendor: bool, experiment: str | None, as_json: bool) -> None:
+    """Train 3D U-Nets on STORE in paper 003's segmentation scenarios (real vs synthetic post-contrast) and
+    report Dice per row, Wilcoxon tests against the baselines, per-vendor and cross-vendor rows.
+
+    Folds run in parallel as Ray tasks (RAY_ADDRESS or a local Ray) and resume from their checkpoints
+    under STORE/checkpoints/segmentation/; the report goes to STORE/reports/utility/<experiment>/.
+    """
+    from breastflow.generate.synthetic import SyntheticSetError
+    from breastflow.segmentation.cases import NoMaskError
+    from breastflow.segmentation.scenarios import ScenarioError, parse_scenarios
+    from breastflow.segmentation.utility import run_utility
+
+    try:
+        numbers = parse_scenarios(scenarios)
+        result = run_utility(store, synthetic, numbers, quick=quick, rows=train_sets or None, folds=folds,
+                             cross_vendor=not no_cross_vendor, experiment=experiment)
+    except (ScenarioError, NoMaskError, SyntheticSetError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    for row in (*result.rows, *result.cross_vendor):
+        where = f"scenario {row.scenario}" if row.scenario else f"{row.train_vendor}->{row.test_vendor}"
+        paper = f" (paper {row.paper_dice:.3f})" if row.paper_dice is not None else ""
+        click.echo(f"{where}: {row.train_label} -> {row.test}: Dice {row.dice_mean:.3f}{paper}, n={row.n_test}")
+    click.echo(f"report: {result.store}/{result.report.get('markdown', '')} ({result.seconds:.0f} s)")

@@ -80,7 +80,8 @@ class FoldJob:
 
 @dataclass(frozen=True)
 class FoldOutcome:
-    """What a fold did: ``start_epoch`` > 0 when it resumed, ``reused`` when it was already complete."""
+    """What a fold did: ``start_epoch`` > 0 when it resumed, ``reused`` when it was already complete;
+    ``trained_from``/``trained_to``: wall-clock (``time.time()``) span of its training loop (equal when reused)."""
 
     training: str
     fold: int
@@ -92,6 +93,8 @@ class FoldOutcome:
     seconds: float
     pid: int
     reused: bool
+    trained_from: float = 0.0
+    trained_to: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -155,13 +158,16 @@ def run_fold(job: FoldJob) -> FoldOutcome:
 
     train = load_volumes(job.store, job.train, job.preprocess, job.transforms)
     val = load_volumes(job.store, job.val, job.preprocess, job.transforms)
+    trained_from = time.time()
     result = train_fold(train, val, job.plan, job.config, resume=resume, on_epoch=checkpoint)
+    trained_to = time.time()
     final = last[0] if last else resume
     if final is not None:
         save_fold_state(loc, job.folder, final, job.plan, job.config, train_ids, val_ids,
                         val_dice=result.val_dice)
     return FoldOutcome(job.training, job.fold, job.folder, result.start_epoch, len(result.losses),
-                       result.losses, result.val_dice, time.perf_counter() - started, os.getpid(), False)
+                       result.losses, result.val_dice, time.perf_counter() - started, os.getpid(), False,
+                       trained_from, trained_to)
 
 
 def run_ensemble(job: EnsembleJob) -> dict[str, float]:

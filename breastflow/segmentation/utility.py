@@ -264,6 +264,20 @@ def run_utility(store: str | StoreLocation, synthetic: str | None, scenarios: st
     return result
 
 
+#: The training sets of the README's reduced scenario-2 row (real pre vs real pre + synthetic post).
+SCENARIO2_ROW = ("real_pre", "real_pre+syn_post")
+
+
+def run_scenario2_row(store: str | StoreLocation, synthetic: str, quick: bool = True, **options: object
+                      ) -> UtilityResult:
+    """The demo's reduced row: scenario 2 (test on real post) trained on real pre vs real pre + synthetic post.
+
+    ``run_utility(store, synthetic, (2,), quick, rows=SCENARIO2_ROW, cross_vendor=False, **options)``.
+    """
+    return run_utility(store, synthetic, (2,), quick=quick, rows=SCENARIO2_ROW,
+                       cross_vendor=bool(options.pop("cross_vendor", False)), **options)  # type: ignore[arg-type]
+
+
 def _train_and_predict(loc: StoreLocation, name: str, trainings: Mapping[str, _Training], cases, plan, pre,
                        config: FoldTrainConfig, tf, max_retries: int
                        ) -> tuple[dict[str, tuple[FoldOutcome, ...]], dict[tuple[str, str], dict[str, float]]]:
@@ -324,5 +338,14 @@ def _cross_row(row: CrossVendorRow, scores, vendor_of) -> RowResult:
                      train_vendor=row.train_vendor, test_vendor=row.test_vendor)
 
 
-__all__ = ["QUICK_FOLDS", "RowResult", "UtilityResult", "experiment_key", "folder_name", "paired_wilcoxon",
-           "run_utility"]
+__all__ = [
+    "QUICK_FOLDS",
+    "SCENARIO2_ROW",
+    "RowResult",
+    "UtilityResult",
+    "experiment_key",
+    "folder_name",
+    "paired_wilcoxon",
+    "run_scenario2_row",
+    "run_utility",
+]
