@@ -88,8 +88,8 @@ def cases_from_catalog(catalog: pd.DataFrame, multifocal_in_test: bool = True,
         where: the store's URL, for messages.
 
     Returns:
-        One :class:`SegmentationCase` per study with a committed mask (multifocal
-        pool cases dropped).
+        One :class:`SegmentationCase` per study with a committed mask and at least one
+        lesion (lesion-free studies and multifocal pool cases dropped).
 
     Raises:
         NoMaskError: no study of the catalog has a committed lesion mask.
@@ -112,6 +112,8 @@ def cases_from_catalog(catalog: pd.DataFrame, multifocal_in_test: bool = True,
                              f"(series: {sorted(rows['series'])})")
         row = pre.iloc[0]
         n_lesions = int(row["n_lesions"]) if pd.notna(row["n_lesions"]) else 0
+        if n_lesions == 0:
+            continue  # a lesion-free study (empty mask): no tumour to segment, as in paper 003's cases
         split = CaseSplit.TEST if row["split"] == "test" else CaseSplit.TRAIN
         if split is CaseSplit.TRAIN and n_lesions > 1:
             continue
