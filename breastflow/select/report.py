@@ -200,12 +200,18 @@ def _sample_grid(loc: StoreLocation, selection: StoreSelection, data: dict, samp
     if not studies or samples < 1:
         notes.append("Fig 4b: no annotated study in the selection's split; no sample grid")
         return None
-    chosen = tuple(studies[int(i)] for i in np.unique(np.linspace(0, len(studies) - 1, min(samples, len(studies)))
+    # an annotated study can still have no lesion slice (a lesion-free mask): pick among the studies that do
+    post = load_selection(selection.model_copy(update={"studies": tuple(studies), "synthetic": None}), "real")
+    present = sorted(set(post.meta.study))
+    if not present:
+        notes.append("Fig 4b: no lesion slice in the selection's split; no sample grid")
+        return None
+    chosen = tuple(present[int(i)] for i in np.unique(np.linspace(0, len(present) - 1, min(samples, len(present)))
                                                       .round().astype(int)))
     base = selection.model_copy(update={"studies": chosen, "synthetic": None})
     post = load_selection(base, "real")
-    pick = [int(np.flatnonzero(post.meta.study.to_numpy() == s)[len(np.flatnonzero(post.meta.study.to_numpy() == s))
-                                                                  // 2]) for s in chosen]
+    study_of = post.meta.study.to_numpy()
+    pick = [int(np.flatnonzero(study_of == s)[len(np.flatnonzero(study_of == s)) // 2]) for s in chosen]
     pre = load_selection(base.model_copy(update={"series": PRE}), "real pre-contrast")
     columns = ["real pre", f"real {selection.series}"]
     per_row: list[list] = [[pre.images[i], post.images[i]] for i in pick]
@@ -293,7 +299,7 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
             pngs.append(("fig4a", figures.plot_same_bars(data["table"], scaled, data["selected"], out / "fig4a_same.png")))
         try:
             grid = _sample_grid(loc, selection, data, samples, out / "fig4b_samples.png", notes)
-        except (InputError, ValueError) as err:
+        except (InputError, ValueError, LookupError) as err:
             notes.append(f"Fig 4b: no sample grid ({err})")
             grid = None
         if grid is not None:
@@ -316,7 +322,7 @@ def write_synthesis_report(store: str, model: str, run: str, split: str = "test"
         try:
             memo, check = _memorisation(selection, first_sets, config, notes)
             pngs += [(path.stem, path) for path in check.plot(out)]
-        except (InputError, ValueError) as err:
+        except (InputError, ValueError, LookupError) as err:
             notes.append(f"memorisation check: not computed ({err})")
         report = {"model": model, "run": run, "selected": data["selected"], "split": split, "synthetic": name,
                   "reused": reused, "targets": targets, "table1": data["table"], "table1_baseline": baseline1,
