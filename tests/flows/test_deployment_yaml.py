@@ -1,6 +1,7 @@
 import inspect
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,3 +66,27 @@ def test_train_form_chains_into_selection():
     params = TrainParameters(model="template", store="/tmp/store", select_after=True, select_metrics=["ssim", "mae"])
     assert params.select_after and params.select_metrics == ["ssim", "mae"]
     assert "select_after" not in params.set_items()  # a flow switch, not a training setting
+
+
+@pytest.mark.parametrize(("name", "entry"), [("utility-segmentation", "utility_flow"),
+                                             ("pipeline-select-generate-utility", "pipeline_flow")])
+def test_utility_deployments_point_at_their_flows_with_valid_forms(name, entry):
+    spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
+    import flows.utility as module
+
+    (deployment,) = [d for d in spec["deployments"] if d["name"] == name]
+    path, attribute = deployment["entrypoint"].split(":")
+    assert (ROOT / path).exists() and attribute == entry
+    flow = getattr(module, entry)
+    assert set(deployment["parameters"]) == set(inspect.signature(flow.fn).parameters) == {"params"}
+    form = (module.UtilityParameters if entry == "utility_flow" else module.PipelineParameters)
+    params = form.model_validate(deployment["parameters"]["params"])
+    assert params.scenarios == "1,2,3,4"
+    assert deployment["work_pool"] == spec["definitions"]["work_pools"]["gpu_pool"] and not deployment.get("schedules")
+
+
+def test_utility_form_rejects_a_scenario_out_of_range():
+    from flows.utility import UtilityParameters
+
+    with pytest.raises(ValueError, match="out of range"):
+        UtilityParameters(store="/tmp/s", synthetic="syn", scenarios="2,5")
