@@ -20,7 +20,12 @@ from breastflow.ingest.annotations import AnnotationOptions, load_annotation_sou
 from breastflow.ingest.pipeline import ensure_split_seed, finalize_ingest
 from breastflow.ingest.plan import IngestPlan, SeriesJob, plan_ingest
 from breastflow.ingest.pseudonyms import Pseudonymiser
-from breastflow.ingest.report import IngestReport, SeriesOutcome, report_markdown, report_table
+from breastflow.ingest.report import (
+    IngestReport,
+    SeriesOutcome,
+    report_markdown,
+    report_table,
+)
 from breastflow.ingest.series import ingest_series, is_transient
 from breastflow.store.fs import StoreLocation
 from breastflow.store.splits import SplitConfig

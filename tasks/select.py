@@ -12,9 +12,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from breastflow.ingest.series import is_transient
 from breastflow.select.report import SynthesisReport, write_synthesis_report
 from breastflow.select.run import SelectConfig, SelectionResult, select_checkpoints
+from tasks.retry import retry_on
 
 SELECT_RETRY_DELAYS = [10]
 TABLE_KEY = "breastflow-select-table"
@@ -23,13 +23,8 @@ REPORT_KEY = "breastflow-synthesis-report"
 RAY_FAILURES = ("RayTaskError", "RaySystemError", "WorkerCrashedError", "TuneError")
 
 
-def retry_selection(task, task_run, state) -> bool:
-    """Retry after a storage blink or a Ray failure (stored results are reused), never after bad input."""
-    try:
-        state.result()
-    except Exception as err:  # noqa: BLE001 - classify whatever the task raised
-        return type(err).__name__ in RAY_FAILURES or is_transient(err)
-    return False
+#: Retry after a storage blink or a Ray failure (stored results are reused), never after bad input.
+retry_selection = retry_on(RAY_FAILURES)
 
 
 @task(retries=1, retry_delay_seconds=SELECT_RETRY_DELAYS, retry_condition_fn=retry_selection,

@@ -16,7 +16,6 @@ from prefect.cache_policies import NO_CACHE
 
 from breastflow.generate.config import GenerateConfig, GenerateResult
 from breastflow.generate.run import generate_synthetic
-from breastflow.ingest.series import is_transient
 from breastflow.train.config import TrainRun
 from breastflow.train.follow import FollowedRun, train_and_follow
 from breastflow.train.report import (
@@ -25,6 +24,7 @@ from breastflow.train.report import (
     samples_markdown,
     training_markdown,
 )
+from tasks.retry import retry_on
 
 TRAIN_RETRY_DELAYS = [30]
 GENERATE_RETRY_DELAYS = [2, 5, 15]
@@ -35,22 +35,12 @@ SAMPLES_KEY = "breastflow-train-samples"
 GENERATE_KEY = "breastflow-generate-summary"
 
 
-def retry_training(task, task_run, state) -> bool:
-    """Retry (resuming from the last checkpoint) after Ray Train gave up or the store blinked, never bad input."""
-    try:
-        state.result()
-    except Exception as err:  # noqa: BLE001 - classify whatever the task raised
-        return type(err).__name__ == RAY_TRAINING_FAILED or is_transient(err)
-    return False
+#: Retry (resuming from the last checkpoint) after Ray Train gave up or the store blinked, never bad input.
+retry_training = retry_on((RAY_TRAINING_FAILED,))
 
 
-def retry_storage(task, task_run, state) -> bool:
-    """Retry only storage/network errors."""
-    try:
-        state.result()
-    except Exception as err:  # noqa: BLE001 - classify whatever the task raised
-        return is_transient(err)
-    return False
+#: Retry only storage/network errors.
+retry_storage = retry_on(())
 
 
 @task(retries=1, retry_delay_seconds=TRAIN_RETRY_DELAYS, retry_condition_fn=retry_training,

@@ -12,8 +12,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from breastflow.ingest.series import is_transient
 from breastflow.segmentation.utility import UtilityResult, run_utility
+from tasks.retry import retry_on
 
 UTILITY_RETRY_DELAYS = [10]
 TABLE_KEY = "breastflow-utility-table3"
@@ -22,13 +22,8 @@ REPORT_KEY = "breastflow-utility-report"
 RAY_FAILURES = ("RayTaskError", "RaySystemError", "WorkerCrashedError", "OwnerDiedError")
 
 
-def retry_utility(task, task_run, state) -> bool:
-    """Retry after a Ray or storage failure (folds resume from their checkpoints), never after bad input."""
-    try:
-        state.result()
-    except Exception as err:  # noqa: BLE001 - classify whatever the task raised
-        return type(err).__name__ in RAY_FAILURES or is_transient(err)
-    return False
+#: Retry after a Ray or storage failure (folds resume from their checkpoints), never after bad input.
+retry_utility = retry_on(RAY_FAILURES)
 
 
 @task(retries=1, retry_delay_seconds=UTILITY_RETRY_DELAYS, retry_condition_fn=retry_utility,

@@ -18,20 +18,15 @@ RAY_TEST_SETTINGS = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"
 
 
 @contextmanager
-def local_ray(home: Path, num_cpus: int, dashboard: bool = False) -> Iterator[None]:
-    """Start a local Ray with ``num_cpus`` CPUs (and a dashboard on a free loopback port when asked)."""
+def ray_settings(home: Path | None = None) -> Iterator[None]:
+    """The settings of a local test instance (and ``HOME`` when given), without starting Ray: for code
+    under test that starts (and stops) Ray itself. ``ray.shutdown()`` on exit is the safety net."""
     import ray
 
-    settings = {"HOME": str(home), **RAY_TEST_SETTINGS}
+    settings = {**({"HOME": str(home)} if home is not None else {}), **RAY_TEST_SETTINGS}
     saved = {k: os.environ.get(k) for k in [*settings, "RAY_ADDRESS"]}
     os.environ.update(settings)
     os.environ.pop("RAY_ADDRESS", None)
-    extra: dict = {"include_dashboard": False}
-    if dashboard:
-        from breastflow.store.local_s3 import free_port
-
-        extra = {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": free_port()}
-    ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", log_to_driver=False, **extra)
     try:
         yield None
     finally:
@@ -41,3 +36,18 @@ def local_ray(home: Path, num_cpus: int, dashboard: bool = False) -> Iterator[No
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextmanager
+def local_ray(home: Path, num_cpus: int, dashboard: bool = False) -> Iterator[None]:
+    """Start a local Ray with ``num_cpus`` CPUs (and a dashboard on a free loopback port when asked)."""
+    import ray
+
+    extra: dict = {"include_dashboard": False}
+    if dashboard:
+        from breastflow.store.local_s3 import free_port
+
+        extra = {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": free_port()}
+    with ray_settings(home):
+        ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", log_to_driver=False, **extra)
+        yield None

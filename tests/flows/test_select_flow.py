@@ -10,7 +10,6 @@ and publish both as artifacts.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from prefect.client.orchestration import get_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "select"))  # select_helpers, report_helpers
 
-from ray_local import RAY_TEST_SETTINGS as RAY_SETTINGS
+from ray_local import ray_settings
 from report_helpers import build_tiny_store, report_studies
 from select_helpers import corrupt_checkpoint, train_checkpoints
 
@@ -35,27 +34,15 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def selected(tmp_path_factory):
     """One flow run over three checkpoints (Ray started by the selection, stopped after it)."""
-    import ray
-
-    saved = {k: os.environ.get(k) for k in [*RAY_SETTINGS, "RAY_ADDRESS", "HOME"]}
-    os.environ.update(RAY_SETTINGS, HOME=str(tmp_path_factory.mktemp("ray-home")))
-    os.environ.pop("RAY_ADDRESS", None)
     root = tmp_path_factory.mktemp("selectflow")
     store = build_tiny_store(str(root / "store"), report_studies())
     run_dir = Path(store) / layout.checkpoint_dir("pix2pixhd", "r1")
     _, trained = train_checkpoints(store, run_dir, (0, 6))
     shutil.copytree(trained, run_dir / "epoch_000008")
     corrupt_checkpoint(run_dir / "epoch_000008")
-    try:
+    with ray_settings(tmp_path_factory.mktemp("ray-home")):
         params = SelectParameters(store=store, model="pix2pixhd", run="r1", metrics=["ssim", "mse", "mae"])
         yield store, trained, select_flow(params)
-    finally:
-        ray.shutdown()  # selection stops the instance it started; this is the safety net
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_flow_selects_the_trained_checkpoint_and_excludes_the_corrupt_one(selected):

@@ -8,7 +8,6 @@ generation of the test split from the last checkpoint.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))  # train_helpers
 
+from ray_local import ray_settings
 from train_helpers import build_tiny_store
 
 from breastflow.generate.synthetic import list_synthetic_sets
@@ -32,26 +32,12 @@ from breastflow.train.settings import build_train_run
 from flows.train import VGG_WEIGHTS_ENV, TrainParameters, train_flow
 from tasks.train import GENERATE_KEY, SAMPLES_KEY, SUMMARY_KEY
 
-RAY_SETTINGS = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-
 
 @pytest.fixture(scope="module")
 def local_ray_settings():
     """Ray settings of a local test instance (auth off: nothing written to ~/.ray; loopback); Ray is shut down after."""
-    saved = {k: os.environ.get(k) for k in [*RAY_SETTINGS, "RAY_ADDRESS"]}
-    os.environ.update(RAY_SETTINGS)
-    os.environ.pop("RAY_ADDRESS", None)
-    try:
+    with ray_settings():
         yield
-    finally:
-        import ray
-
-        ray.shutdown()  # the flow stops the instance it started; this is the safety net
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

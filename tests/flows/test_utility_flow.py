@@ -9,7 +9,6 @@ write the report into the store and publish the table and the report.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "segmentation"))  # segmentation_helpers
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # data_store_builder
 
-from ray_local import RAY_TEST_SETTINGS
+from ray_local import ray_settings
 from segmentation_helpers import build_segmentation_store
 
 from flows.utility import UtilityParameters, utility_flow
@@ -31,22 +30,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
-    import ray
-
-    saved = {k: os.environ.get(k) for k in [*RAY_TEST_SETTINGS, "RAY_ADDRESS", "HOME"]}
-    os.environ.update(RAY_TEST_SETTINGS, HOME=str(tmp_path_factory.mktemp("ray-home")))
-    os.environ.pop("RAY_ADDRESS", None)
     loc = build_segmentation_store(str(tmp_path_factory.mktemp("utilityflow") / "store"), synthetic="syn")
-    try:
+    with ray_settings(tmp_path_factory.mktemp("ray-home")):
         yield loc, utility_flow(UtilityParameters(store=loc.url, synthetic="syn", scenarios="2", quick=True, folds=2,
                                                   cross_vendor=False))
-    finally:
-        ray.shutdown()  # the run stops the instance it started; this is the safety net
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _artifacts(key: str):
