@@ -7,10 +7,10 @@ here, ``selected.json`` in the store) and ``breastflow report``'s
 (:func:`breastflow.select.report.write_synthesis_report`: Table 1/2, Fig 4,
 kinetics, vendors, memorisation) on the test split.
 
-Selection runs on the validation split. A small cohort's patient-level split
-can leave it empty: then the checkpoints are selected on the test split and the
-demo says that the report's figures are optimistic (chosen and reported on the
-same studies).
+Selection runs on the validation split and the report on the test split. A
+small cohort's patient-level split can leave one of them without an annotated
+study: then both use the other one and the demo says that the report's figures
+are optimistic (chosen and reported on the same studies).
 """
 
 from __future__ import annotations
@@ -36,10 +36,9 @@ class SelectStep:
     Attributes:
         selection: the selection's record (``selected.json``): table, choice, failures, notes.
         split: the split the checkpoints were evaluated on (``val``, or ``test`` when val is empty).
-        report_html: the synthesis report of the chosen checkpoint (``report.html``); None when the
-            split holds no annotated test study.
+        report_html: the synthesis report of the chosen checkpoint (``report.html``).
         report_reused: the report on the store was already of this choice (nothing re-evaluated) and was kept.
-        report_split: the split of the report (``test``).
+        report_split: the split of the report (``test``; ``val`` when the split left no annotated test study).
         notes: what the step decided for the user.
     """
 
@@ -92,23 +91,26 @@ def run_select_step(store: str, catalog: pd.DataFrame, model: str, run: str, not
     start = time.perf_counter()
     selection = select_checkpoints(config)
     timings["select"] = time.perf_counter() - start
-    html, reused = None, False
+    report_split = "test" if test else "val"
     if not test:
-        notes.append("no annotated test study: no synthesis report")
-    elif all(row.get("reused") for row in selection.table) and (html := existing_report(store, model, run,
-                                                                                          selection.selected)):
+        notes.append("the patient-level split left no annotated test study: the report is on the val split the "
+                     "checkpoint was chosen on, so its figures are optimistic")
+    reused = False
+    if all(row.get("reused") for row in selection.table) and (html := existing_report(store, model, run,
+                                                                                       selection.selected,
+                                                                                       report_split)):
         reused = True
     else:
-        notify(f"writing the synthesis report of {selection.selected.rsplit('/', 1)[-1]} on the test split")
+        notify(f"writing the synthesis report of {selection.selected.rsplit('/', 1)[-1]} on the {report_split} split")
         start = time.perf_counter()
-        html = write_synthesis_report(store, model, run, split="test").html
+        html = write_synthesis_report(store, model, run, split=report_split).html
         timings["report"] = time.perf_counter() - start
-    return SelectStep(selection=selection, split=split, report_html=html, report_reused=reused, report_split="test",
-                      notes=tuple(notes))
+    return SelectStep(selection=selection, split=split, report_html=html, report_reused=reused,
+                      report_split=report_split, notes=tuple(notes))
 
 
-def existing_report(store: str, model: str, run: str, selected: str) -> str | None:
-    """``report.html`` of the run when the stored report is of checkpoint ``selected`` on the test split, else None."""
+def existing_report(store: str, model: str, run: str, selected: str, split: str) -> str | None:
+    """``report.html`` of the run when the stored report is of checkpoint ``selected`` on ``split``, else None."""
     import json
 
     from breastflow.store import layout
@@ -121,6 +123,6 @@ def existing_report(store: str, model: str, run: str, selected: str) -> str | No
     except (FileNotFoundError, ValueError):
         return None
     same = str(data.get("selected", "")).rstrip("/").rsplit("/", 1)[-1] == selected.rstrip("/").rsplit("/", 1)[-1]
-    if not same or data.get("split") != "test" or not loc.filesystem().exists(loc.fs_path(f"{folder}/report.html")):
+    if not same or data.get("split") != split or not loc.filesystem().exists(loc.fs_path(f"{folder}/report.html")):
         return None
     return loc.join(folder, "report.html")
