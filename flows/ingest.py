@@ -25,7 +25,13 @@ from breastflow.ingest.report import ExitStatus
 from breastflow.store.fs import StoreLocation, storage_options_from_env
 from breastflow.store.splits import SplitConfig
 from breastflow.store.zarr_io import ArrayLayout
-from tasks.ingest import annotate_task, finalize_task, ingest_series_task, plan_task, publish_report_task
+from tasks.ingest import (
+    annotate_task,
+    finalize_task,
+    ingest_series_task,
+    plan_task,
+    publish_report_task,
+)
 
 SCHEDULER_ENV = "BREASTFLOW_DASK_SCHEDULER"
 
