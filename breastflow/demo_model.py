@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from breastflow.demo import POST1, DemoTraining, paired_studies
+from breastflow.demo import POST1, paired_studies
+from breastflow.demo_training import DemoTraining
 from breastflow.store import layout
 
 if TYPE_CHECKING:
@@ -93,27 +94,22 @@ def local_ray() -> Iterator[bool]:
     Yields:
         True if Ray was started here.
     """
+    from breastflow.environment import scoped_env
     from breastflow.train.ray_cluster import apply_ray_env, init_ray
 
     apply_ray_env()  # before Ray is imported
-    saved = {k: os.environ.get(k) for k in ("RAY_ADDRESS", "RAY_LOG_TO_DRIVER")}
-    os.environ.pop("RAY_ADDRESS", None)
     # worker logs stay in Ray's session folder; the demo prints one line per epoch (read by Ray at import)
-    os.environ.setdefault("RAY_LOG_TO_DRIVER", "0")
-    import ray
+    quiet = {"RAY_ADDRESS": None, "RAY_LOG_TO_DRIVER": os.environ.get("RAY_LOG_TO_DRIVER", "0")}
+    with scoped_env(quiet):
+        import ray
 
-    started = False
-    try:
-        started = init_ray()
-        yield started
-    finally:
-        if started:
-            ray.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        started = False
+        try:
+            started = init_ray()
+            yield started
+        finally:
+            if started:
+                ray.shutdown()
 
 
 @contextmanager

@@ -7,7 +7,6 @@ environment is restored and Ray shut down on exit, also on error.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,19 +22,14 @@ def ray_settings(home: Path | None = None) -> Iterator[None]:
     under test that starts (and stops) Ray itself. ``ray.shutdown()`` on exit is the safety net."""
     import ray
 
-    settings = {**({"HOME": str(home)} if home is not None else {}), **RAY_TEST_SETTINGS}
-    saved = {k: os.environ.get(k) for k in [*settings, "RAY_ADDRESS"]}
-    os.environ.update(settings)
-    os.environ.pop("RAY_ADDRESS", None)
-    try:
-        yield None
-    finally:
-        ray.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    from breastflow.environment import scoped_env
+
+    settings = {**({"HOME": str(home)} if home is not None else {}), **RAY_TEST_SETTINGS, "RAY_ADDRESS": None}
+    with scoped_env(settings):
+        try:
+            yield None
+        finally:
+            ray.shutdown()
 
 
 @contextmanager

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from breastflow.demo import DemoResult, DemoTraining
+from breastflow.demo import DemoResult
+from breastflow.demo_training import DemoTraining
 from breastflow.demo_model import MODEL_METRICS
 
 METRIC_NAMES = {"mae_lesion": "lesion-box MAE", "mae": "whole-image MAE", "psnr": "PSNR", "ssim": "SSIM"}

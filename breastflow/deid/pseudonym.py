@@ -35,15 +35,10 @@ _SEPARATOR = "\x1f"
 @contextmanager
 def pseudonym_key(key: str) -> Iterator[None]:
     """Expose ``key`` as ``BREASTFLOW_PSEUDONYM_KEY`` inside the block; restore the previous value (or absence) after."""
-    saved = os.environ.get(KEY_ENV_VAR)
-    os.environ[KEY_ENV_VAR] = key
-    try:
+    from breastflow.environment import scoped_env
+
+    with scoped_env({KEY_ENV_VAR: key}):
         yield
-    finally:
-        if saved is None:
-            os.environ.pop(KEY_ENV_VAR, None)
-        else:
-            os.environ[KEY_ENV_VAR] = saved
 
 
 class PseudonymKind(str, Enum):

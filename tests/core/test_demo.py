@@ -11,7 +11,8 @@ import pydicom
 import pytest
 
 from breastflow.deid.pseudonym import KEY_ENV_VAR
-from breastflow.demo import POST1, PRE, DemoTraining, kinetics_check, run_demo
+from breastflow.demo import POST1, PRE, kinetics_check, run_demo
+from breastflow.demo_training import DemoTraining
 from breastflow.demo_model import beats_both_baselines, local_ray
 from breastflow.ingest.pseudonyms import Pseudonymiser
 

@@ -8,7 +8,8 @@ import psutil
 import pytest
 
 from breastflow.deid.pseudonym import KEY_ENV_VAR
-from breastflow.demo import DemoTraining, run_demo
+from breastflow.demo import run_demo
+from breastflow.demo_training import DemoTraining
 from breastflow.demo_model import MODEL_METRICS
 from breastflow.generate.synthetic import read_synthetic_commits
 from breastflow.store.fs import StoreLocation
