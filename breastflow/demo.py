@@ -26,9 +26,14 @@ small phantom cohort, with no server to start by hand:
    :mod:`breastflow.demo_select`), picks the best by SAMe over paper 003's
    metrics that run here (``selected.json`` in the store), and writes the
    synthesis report of the chosen checkpoint on the test split beside it
-   (``checkpoints/<model>/<run>/report/report.html``).
+   (``checkpoints/<model>/<run>/report/report.html``);
+8. asks whether the synthetic data helps a clinical task (:mod:`breastflow.demo_utility`):
+   the chosen checkpoint writes synthetic ``post_1`` for every study, and 3D
+   U-Nets (MONAI DynUNet, folds as Ray tasks) trained on real pre-contrast vs
+   real pre + synthetic post-contrast volumes are tested on real post-contrast
+   volumes: paper 003's scenario 2, reduced (Dice per row, paired Wilcoxon test).
 
-Training and selection share one local Ray instance.
+Training, selection and the segmentation folds share one local Ray instance.
 
 The baselines are honest lower bounds that a trained Pix2PixHD must beat; they
 are not presented as models. Intensities are compared on a per-case scale that
@@ -60,6 +65,7 @@ from breastflow.demo_training import POST1, DemoTraining
 if TYPE_CHECKING:
     from breastflow.demo_model import ModelStep
     from breastflow.demo_select import SelectStep
+    from breastflow.demo_utility import DemoUtility, UtilityStep
 
 PRE = "pre"
 BASELINE_METRICS = ("mse", "mae", "psnr", "ssim")
@@ -85,10 +91,12 @@ class DemoResult:
         model: the Pix2PixHD step (training, synthetic set, comparison); None when skipped.
         model_skipped: why the model step was skipped (None when it ran).
         timings: wall seconds per step (``phantom``, ``ingest``, ``catalog``, ``baselines``,
-            ``kinetics``, ``train``, ``generate``, ``compare``, ``select``, ``report``; the last five only
-            when the model step ran).
+            ``kinetics``, ``train``, ``generate``, ``compare``, ``select``, ``report``, ``generate_all``,
+            ``utility``; the last seven only when the model step ran).
         selection: the selection step (checkpoint chosen on Ray Tune, synthesis report); None when
             the model step was skipped.
+        utility: the segmentation utility step (reduced scenario 2); None when the model step was
+            skipped or the utility epochs are 0.
     """
 
     cohort_dir: Path
@@ -104,6 +112,7 @@ class DemoResult:
     model_skipped: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     selection: SelectStep | None = None
+    utility: UtilityStep | None = None
 
 
 @contextmanager
@@ -268,7 +277,8 @@ def kinetics_check(store: str, catalog: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_demo(out_dir: Path, studies: int = 24, seed: int = 0, workers: int = 2,
-             training: DemoTraining = DemoTraining(), progress: Callable[[str], None] | None = None) -> DemoResult:
+             training: DemoTraining = DemoTraining(), progress: Callable[[str], None] | None = None,
+             utility: DemoUtility | None = None) -> DemoResult:
     """Run the whole demo; see the module docstring.
 
     Args:
@@ -279,6 +289,8 @@ def run_demo(out_dir: Path, studies: int = 24, seed: int = 0, workers: int = 2,
         workers: Dask LocalCluster workers, used when the cohort is large enough for a cluster.
         training: the Pix2PixHD run; ``total_epochs == 0`` skips the model step.
         progress: receives a line as each step starts and one per training epoch (None: silent).
+        utility: the reduced scenario-2 row's settings (default :class:`~breastflow.demo_utility.DemoUtility`);
+            ``epochs == 0`` skips it.
 
     Raises:
         ValueError: ``studies`` < 2.
@@ -286,6 +298,7 @@ def run_demo(out_dir: Path, studies: int = 24, seed: int = 0, workers: int = 2,
     """
     from breastflow.demo_model import run_model_step, shared_ray
     from breastflow.demo_select import run_select_step
+    from breastflow.demo_utility import DemoUtility, run_utility_step
     from breastflow.ingest.config import ClusterConfig, IngestConfig
     from breastflow.ingest.pipeline import run_ingest
     from breastflow.phantom.cohort import write_cohort
@@ -298,6 +311,7 @@ def run_demo(out_dir: Path, studies: int = 24, seed: int = 0, workers: int = 2,
     if studies < 2:
         raise ValueError(f"the demo needs at least 2 studies (got {studies}) so one can be held out")
     say = progress or (lambda line: None)
+    utility = utility or DemoUtility()
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -324,7 +338,7 @@ def run_demo(out_dir: Path, studies: int = 24, seed: int = 0, workers: int = 2,
     lap("baselines")
     kinetics = kinetics_check(str(store), catalog)
     lap("kinetics")
-    model, skipped, selection = None, None, None
+    model, skipped, selection, useful = None, None, None, None
     train, held_out = paired_studies(catalog)
     if training.total_epochs == 0:
         skipped = "train epochs 0"
@@ -337,5 +351,8 @@ def run_demo(out_dir: Path, studies: int = 24, seed: int = 0, workers: int = 2,
         with shared_ray(str(store), training):
             model = run_model_step(str(store), catalog, training, say, timings)
             selection = run_select_step(str(store), catalog, training.model, model.run, say, timings)
+            if utility.epochs > 0:
+                useful = run_utility_step(str(store), training.model, model.run, selection.selection.selected,
+                                          utility, say, timings)
     return DemoResult(cohort_dir, store, report.summary(), catalog, baselines, choice, n_eval, eval_set, kinetics,
-                      model, skipped, timings, selection)
+                      model, skipped, timings, selection, useful)

@@ -23,6 +23,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from breastflow.segmentation.cases import check_test_splits
 from breastflow.segmentation.scenarios import parse_scenarios
 from breastflow.store.fs import StoreLocation, read_bytes
 from tasks.utility import publish_utility_task, utility_task
@@ -38,6 +39,7 @@ class UtilityParameters(BaseModel):
         quick: the reduced configuration (small patches, few epochs, 3 folds) for CPUs.
         folds: folds per training (empty: 5, quick 3).
         cross_vendor: also the cross-vendor rows (train on one vendor, test on another).
+        test_splits: catalog splits whose cases form the test set (``["val", "test"]`` for a small cohort).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -48,12 +50,18 @@ class UtilityParameters(BaseModel):
     quick: bool = Field(False, description="reduced configuration for CPUs")
     folds: int | None = Field(None, ge=2, le=10, description="folds per training; empty: 5 (quick: 3)")
     cross_vendor: bool = Field(True, description="also train on one vendor and test on another")
+    test_splits: list[str] = Field(["test"], description="catalog splits whose cases are the test set")
 
     @field_validator("scenarios")
     @classmethod
     def _scenarios(cls, value: str) -> str:
         parse_scenarios(value)  # out of range / malformed: a ValueError naming it
         return value
+
+    @field_validator("test_splits")
+    @classmethod
+    def _test_splits(cls, value: list[str]) -> list[str]:
+        return list(check_test_splits(value))  # unknown or every split: a ValueError naming it
 
 
 @flow(name="breastflow-utility", log_prints=False)
@@ -70,7 +78,7 @@ def utility_flow(params: UtilityParameters) -> dict[str, Any]:
     logger.info("utility of synthetic set %s on %s: scenarios %s%s", params.synthetic, params.store,
                 params.scenarios, " (quick)" if params.quick else "")
     result = utility_task(params.store, params.synthetic, params.scenarios, params.quick, params.folds,
-                          params.cross_vendor)
+                          params.cross_vendor, test_splits=tuple(params.test_splits))
     for row in result.rows:
         logger.info("scenario %d, %s -> %s: Dice %.3f (paper %s)", row.scenario, row.train_label, row.test,
                     row.dice_mean, row.paper_dice)
@@ -91,7 +99,7 @@ class PipelineParameters(BaseModel):
         store, model, run: the training run whose checkpoints are selected from.
         metrics: selection metrics (empty: the family's default).
         synthetic: name of the synthetic set the chosen checkpoint writes (empty: ``<model>-<run>-sel-all``).
-        scenarios, quick, folds, cross_vendor: as :class:`UtilityParameters`.
+        scenarios, quick, folds, cross_vendor, test_splits: as :class:`UtilityParameters`.
         gpu: select, generate and train on a GPU.
     """
 
@@ -106,6 +114,7 @@ class PipelineParameters(BaseModel):
     quick: bool = False
     folds: int | None = Field(None, ge=2, le=10)
     cross_vendor: bool = True
+    test_splits: list[str] = ["test"]
     gpu: bool = False
 
     @field_validator("scenarios")
@@ -113,6 +122,11 @@ class PipelineParameters(BaseModel):
     def _scenarios(cls, value: str) -> str:
         parse_scenarios(value)
         return value
+
+    @field_validator("test_splits")
+    @classmethod
+    def _test_splits(cls, value: list[str]) -> list[str]:
+        return list(check_test_splits(value))
 
 
 @flow(name="breastflow-pipeline", log_prints=False)
@@ -135,7 +149,7 @@ def pipeline_flow(params: PipelineParameters) -> dict[str, Any]:
     publish_generate_task(generated, params.store)
     utility = utility_flow(UtilityParameters(store=params.store, synthetic=generated.name, scenarios=params.scenarios,
                                              quick=params.quick, folds=params.folds,
-                                             cross_vendor=params.cross_vendor))
+                                             cross_vendor=params.cross_vendor, test_splits=params.test_splits))
     return {"selection": selection, "synthetic": generated.name, "utility": utility}
 
 

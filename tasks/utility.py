@@ -12,6 +12,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from breastflow.segmentation.cases import DEFAULT_TEST_SPLITS
 from breastflow.segmentation.utility import UtilityResult, run_utility
 from tasks.retry import retry_on
 
@@ -29,9 +30,11 @@ retry_utility = retry_on(RAY_FAILURES)
 @task(retries=1, retry_delay_seconds=UTILITY_RETRY_DELAYS, retry_condition_fn=retry_utility,
       cache_policy=NO_CACHE, persist_result=False, task_run_name="utility-{synthetic}")
 def utility_task(store: str, synthetic: str | None, scenarios: str, quick: bool, folds: int | None,
-                 cross_vendor: bool, rows: tuple[str, ...] | None = None) -> UtilityResult:
+                 cross_vendor: bool, rows: tuple[str, ...] | None = None,
+                 test_splits: tuple[str, ...] = DEFAULT_TEST_SPLITS) -> UtilityResult:
     """Train the scenarios' rows (folds on Ray), predict the test cases and write the Table-3 report."""
-    return run_utility(store, synthetic, scenarios, quick=quick, folds=folds, cross_vendor=cross_vendor, rows=rows)
+    return run_utility(store, synthetic, scenarios, quick=quick, folds=folds, cross_vendor=cross_vendor, rows=rows,
+                       test_splits=test_splits)
 
 
 def table_rows(result: UtilityResult) -> list[dict[str, object]]:

@@ -9,8 +9,9 @@ import click
 import pandas as pd
 
 from breastflow.demo import DemoResult
-from breastflow.demo_training import DemoTraining
 from breastflow.demo_model import MODEL_METRICS
+from breastflow.demo_training import DemoTraining
+from breastflow.demo_utility import PAPER_SCENARIO2, DemoUtility, min_wilcoxon_p
 
 METRIC_NAMES = {"mae_lesion": "lesion-box MAE", "mae": "whole-image MAE", "psnr": "PSNR", "ssim": "SSIM"}
 
@@ -93,6 +94,43 @@ def _selection(result: DemoResult) -> None:
                    f" {step.report_html}")
 
 
+def _utility(result: DemoResult) -> None:
+    step = result.utility
+    if step is None:
+        return
+    click.echo(f"8. segmentation utility (paper 003 Table 3, scenario 2, reduced): synthetic/{step.synthetic} "
+               f"({'generated' if step.generated else 'reused'}) from {step.checkpoint.rstrip('/').rsplit('/', 1)[-1]}")
+    if step.result is None:
+        click.echo(f"   skipped: {step.skipped}")
+        return
+    res = step.result
+    click.echo(f"   3D U-Net (MONAI DynUNet), {res.folds}-fold ensembles trained on {step.pool} pool cases, "
+               f"tested on real post_1 of {step.test} held-out cases ({'+'.join(res.test_splits)} splits):")
+    rows = [{"train": r.train_label, "Dice": r.dice_mean, "paper 003": PAPER_SCENARIO2.get(r.train, math.nan),
+             "delta": r.baseline_delta if r.baseline_delta is not None else math.nan,
+             "Wilcoxon p": r.wilcoxon_p if r.wilcoxon_p is not None else math.nan, "n": r.n_test} for r in res.rows]
+    click.echo(pd.DataFrame(rows).set_index("train").to_string(float_format=lambda v: f"{v:.3f}"))
+    base = next((r for r in res.rows if r.role == "baseline"), None)
+    for r in res.rows:
+        if base is None or r is base:
+            continue
+        ours = r.dice_mean - base.dice_mean
+        paper = PAPER_SCENARIO2.get(r.train, math.nan) - PAPER_SCENARIO2.get(base.train, math.nan)
+        if abs(ours) < 5e-4:
+            verdict = "no change: the synthetic volumes did not move Dice here"
+        elif ours > 0:
+            verdict = f"the paper's direction (paper {paper:+.3f})"
+        else:
+            verdict = f"NOT the paper's direction (paper {paper:+.3f}): here the synthetic volumes did not help"
+        click.echo(f"   {r.train_label} vs {base.train_label}: Dice {ours:+.3f}, {verdict}")
+    click.echo(f"   with {base.n_test if base else 0} test cases no Wilcoxon p can fall below "
+               f"{min_wilcoxon_p(base.n_test if base else 0):.3f}: a direction on a toy cohort, not a result")
+    for note in res.notes:
+        click.echo(f"   note: {note}")
+    if res.report:
+        click.echo(f"   report: {res.store.rstrip('/')}/{res.report.get('html', res.report.get('markdown', ''))}")
+
+
 def _timings(timings: dict[str, float]) -> None:
     steps = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if math.isfinite(v))
     click.echo(f"wall seconds: {steps}; total {sum(timings.values()):.1f}")
@@ -107,7 +145,9 @@ def _timings(timings: dict[str, float]) -> None:
               help="Dask LocalCluster workers, when the cohort is large enough to ingest on a cluster.")
 @click.option("--train-epochs", type=click.IntRange(0), default=DemoTraining().total_epochs, show_default=True,
               help="Pix2PixHD training epochs (the decay share kept); 0 skips the model step.")
-def demo(out: Path, studies: int, seed: int, workers: int, train_epochs: int) -> None:
+@click.option("--utility-epochs", type=click.IntRange(0), default=DemoUtility().epochs, show_default=True,
+              help="Epochs per segmentation fold of the reduced scenario-2 row; 0 skips that step.")
+def demo(out: Path, studies: int, seed: int, workers: int, train_epochs: int, utility_epochs: int) -> None:
     """Run every stage that exists today on a phantom cohort written to OUT.
 
     Phantom DICOM -> de-identified Zarr store (in-process, or Dask for large cohorts) -> catalog ->
@@ -115,7 +155,8 @@ def demo(out: Path, studies: int, seed: int, workers: int, train_epochs: int) ->
     contrast-kinetics curve types measured on the stored phases ->
     Pix2PixHD trained briefly on Ray Train (local instance), the held-out post_1 generated and
     compared with the baselines -> every checkpoint evaluated on Ray Tune, the best chosen by
-    SAMe, the synthesis report written. A second run continues or reuses the training run.
+    SAMe, the synthesis report written -> 3D U-Nets trained on real pre vs real pre + synthetic post
+    and tested on real post (paper 003 scenario 2, reduced). A second run continues or reuses the training run.
     Uses BREASTFLOW_PSEUDONYM_KEY if set, else a random key kept in OUT/pseudonym.key.
     """
     from breastflow.demo import run_demo
@@ -124,10 +165,12 @@ def demo(out: Path, studies: int, seed: int, workers: int, train_epochs: int) ->
     click.echo(f"breastflow demo: {studies} phantom studies, seed {seed} -> {out}")
     try:
         result = run_demo(out, studies=studies, seed=seed, workers=workers, training=training,
-                          progress=lambda line: click.echo(f"   ... {line}"))
+                          progress=lambda line: click.echo(f"   ... {line}"),
+                          utility=DemoUtility(epochs=utility_epochs))
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     _figures(result)
     _model(result)
     _selection(result)
+    _utility(result)
     _timings(result.timings)

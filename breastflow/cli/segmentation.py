@@ -63,9 +63,12 @@ def export_nnunet(store: str, out: Path, scenario: int, train_set: str, syntheti
               help="Keep only rows training on this set (repeatable), e.g. real_pre and real_pre+syn_post.")
 @click.option("--no-cross-vendor", is_flag=True, help="Skip the cross-vendor rows.")
 @click.option("--experiment", default=None, help="Checkpoint/report name (default: a content key of the config).")
+@click.option("--test-splits", default="test", show_default=True,
+              help="Catalog split(s) whose cases form the test set, comma-separated (e.g. val,test for a small "
+                   "cohort); the other splits form the cross-validation pool.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def utility(store: str, synthetic: str, scenarios: str, quick: bool, folds: int | None, train_sets: tuple[str, ...],
-            no_cross_vendor: bool, experiment: str | None, as_json: bool) -> None:
+            no_cross_vendor: bool, experiment: str | None, test_splits: str, as_json: bool) -> None:
     """Train 3D U-Nets on STORE in paper 003's segmentation scenarios (real vs synthetic post-contrast) and
     report Dice per row, Wilcoxon tests against the baselines, per-vendor and cross-vendor rows.
 
@@ -80,7 +83,8 @@ def utility(store: str, synthetic: str, scenarios: str, quick: bool, folds: int 
     try:
         numbers = parse_scenarios(scenarios)
         result = run_utility(store, synthetic, numbers, quick=quick, rows=train_sets or None, folds=folds,
-                             cross_vendor=not no_cross_vendor, experiment=experiment)
+                             cross_vendor=not no_cross_vendor, experiment=experiment,
+                             test_splits=[t.strip() for t in test_splits.split(",") if t.strip()])
     except (ScenarioError, NoMaskError, SyntheticSetError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     if as_json:

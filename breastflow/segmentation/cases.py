@@ -17,7 +17,11 @@ are "the same test set" as the synthesis test set. breastflow follows that:
   ``> 0`` are tumour).
 
 Splits are the catalog's patient-level splits (:mod:`breastflow.store.splits`),
-so no patient is in both the pool and the test set.
+so no patient is in both the pool and the test set. ``test_splits`` names the
+catalog splits whose cases are the test set (default ``("test",)``); a small
+cohort can widen it to ``("val", "test")``, the studies a generator trained on
+the ``train`` split never saw, so that its test set holds enough tumour cases
+(the demo does; the pool is then the ``train`` split's cases).
 """
 
 from __future__ import annotations
@@ -38,8 +42,27 @@ MASK_SERIES = "pre"
 class CaseSplit(str, Enum):
     """Role of a case in the segmentation experiment."""
 
-    TRAIN = "train"  # the 5-fold cross-validation pool (catalog train + val patients)
-    TEST = "test"  # held-out test set (catalog test patients)
+    TRAIN = "train"  # the 5-fold cross-validation pool (catalog train + val patients by default)
+    TEST = "test"  # held-out test set (catalog test patients by default; see ``test_splits``)
+
+
+#: The catalog splits whose cases are the test set, by default (paper 003: a separate held-out test set).
+DEFAULT_TEST_SPLITS: tuple[str, ...] = ("test",)
+CATALOG_SPLITS = ("train", "val", "test")
+
+
+def check_test_splits(test_splits: Iterable[str]) -> tuple[str, ...]:
+    """``test_splits`` as a sorted tuple of catalog split names.
+
+    Raises:
+        ValueError: empty, an unknown split name, or every split (nothing left to train on).
+    """
+    splits = tuple(sorted(set(test_splits)))
+    unknown = sorted(set(splits) - set(CATALOG_SPLITS))
+    if not splits or unknown or set(splits) == set(CATALOG_SPLITS):
+        raise ValueError(f"test splits {list(test_splits)}: name one or two of {list(CATALOG_SPLITS)} "
+                         f"(unknown: {unknown}); the other splits form the training pool")
+    return splits
 
 
 class NoMaskError(ValueError):
@@ -78,7 +101,8 @@ class SegmentationCase:
 
 
 def cases_from_catalog(catalog: pd.DataFrame, multifocal_in_test: bool = True,
-                       where: str = "store") -> list[SegmentationCase]:
+                       where: str = "store", test_splits: Iterable[str] = DEFAULT_TEST_SPLITS
+                       ) -> list[SegmentationCase]:
     """The segmentation cases of a catalog table, sorted by study.
 
     Args:
@@ -86,6 +110,7 @@ def cases_from_catalog(catalog: pd.DataFrame, multifocal_in_test: bool = True,
         multifocal_in_test: keep multifocal cases in the test set (paper 003's test
             set was not filtered); they are always left out of the training pool.
         where: the store's URL, for messages.
+        test_splits: catalog splits whose cases form the test set (the others form the pool).
 
     Returns:
         One :class:`SegmentationCase` per study with a committed mask and at least one
@@ -93,8 +118,9 @@ def cases_from_catalog(catalog: pd.DataFrame, multifocal_in_test: bool = True,
 
     Raises:
         NoMaskError: no study of the catalog has a committed lesion mask.
-        ValueError: a masked study has no ``pre`` series row in the catalog.
+        ValueError: a masked study has no ``pre`` series row in the catalog; bad ``test_splits``.
     """
+    tests = check_test_splits(test_splits)
     if catalog.empty or "has_mask" not in catalog:
         raise NoMaskError(f"{where} has no committed series (empty catalog); ingest a cohort with lesion masks first")
     masked = catalog[catalog["has_mask"].astype(bool)]
@@ -114,7 +140,7 @@ def cases_from_catalog(catalog: pd.DataFrame, multifocal_in_test: bool = True,
         n_lesions = int(row["n_lesions"]) if pd.notna(row["n_lesions"]) else 0
         if n_lesions == 0:
             continue  # a lesion-free study (empty mask): no tumour to segment, as in paper 003's cases
-        split = CaseSplit.TEST if row["split"] == "test" else CaseSplit.TRAIN
+        split = CaseSplit.TEST if row["split"] in tests else CaseSplit.TRAIN
         if split is CaseSplit.TRAIN and n_lesions > 1:
             continue
         if split is CaseSplit.TEST and n_lesions > 1 and not multifocal_in_test:
@@ -128,14 +154,17 @@ def cases_from_catalog(catalog: pd.DataFrame, multifocal_in_test: bool = True,
     return cases
 
 
-def segmentation_cases(store: str | StoreLocation, multifocal_in_test: bool = True) -> list[SegmentationCase]:
+def segmentation_cases(store: str | StoreLocation, multifocal_in_test: bool = True,
+                       test_splits: Iterable[str] = DEFAULT_TEST_SPLITS) -> list[SegmentationCase]:
     """The segmentation cases of a store (see :func:`cases_from_catalog`).
 
     Raises:
         NoMaskError: the store has no study with a committed lesion mask.
+        ValueError: bad ``test_splits``.
     """
     loc = store if isinstance(store, StoreLocation) else StoreLocation.from_url(store)
-    return cases_from_catalog(read_catalog(loc), multifocal_in_test, where=f"store {loc.url}")
+    return cases_from_catalog(read_catalog(loc), multifocal_in_test, where=f"store {loc.url}",
+                              test_splits=test_splits)
 
 
 def pool_cases(cases: Iterable[SegmentationCase]) -> list[SegmentationCase]:

@@ -14,7 +14,13 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from breastflow.generate.synthetic import SyntheticSetError, read_synthetic_commits
-from breastflow.segmentation.cases import SegmentationCase, pool_cases, segmentation_cases, test_cases
+from breastflow.segmentation.cases import (
+    DEFAULT_TEST_SPLITS,
+    SegmentationCase,
+    pool_cases,
+    segmentation_cases,
+    test_cases,
+)
 from breastflow.segmentation.folds import N_FOLDS, Fold, patient_folds
 from breastflow.segmentation.preprocess import POST_SERIES, SegmentationSource
 from breastflow.segmentation.scenarios import (
@@ -76,7 +82,8 @@ def check_synthetic_coverage(loc: StoreLocation, name: str, cases: Iterable[Segm
 
 def build_experiment(store: str | StoreLocation, scenarios: str | Iterable[int], synthetic: str | None,
                      k: int = N_FOLDS, seed: int = 0, multifocal_in_test: bool = True,
-                     train_keys: Collection[str] | None = None) -> ExperimentData:
+                     train_keys: Collection[str] | None = None,
+                     test_splits: Iterable[str] = DEFAULT_TEST_SPLITS) -> ExperimentData:
     """Check a store for the scenarios' needs and fix cases, rows and folds.
 
     Args:
@@ -85,6 +92,7 @@ def build_experiment(store: str | StoreLocation, scenarios: str | Iterable[int],
         k, seed: folds of the pool patients; multifocal_in_test: see :mod:`.cases`.
         train_keys: keep only the rows training on these compositions (e.g. one
             training set to export); ``None`` keeps every row.
+        test_splits: catalog splits whose cases are the test set (:func:`~.cases.cases_from_catalog`).
 
     Raises:
         ScenarioError: a scenario number out of range.
@@ -96,7 +104,7 @@ def build_experiment(store: str | StoreLocation, scenarios: str | Iterable[int],
     rows = tuple(r for r in scenario_rows(scenarios) if train_keys is None or r.train.key in train_keys)
     if not rows:
         raise ScenarioError(f"scenarios {scenarios} have no training set among {sorted(train_keys or [])}")
-    cases = tuple(segmentation_cases(loc, multifocal_in_test))
+    cases = tuple(segmentation_cases(loc, multifocal_in_test, test_splits))
     sets = training_sets(rows)
     if any(s.synthetic for s in sets.values()):
         if not synthetic:
@@ -104,8 +112,8 @@ def build_experiment(store: str | StoreLocation, scenarios: str | Iterable[int],
                                     "(--synthetic NAME, a set written by breastflow generate)")
         check_synthetic_coverage(loc, synthetic, pool_cases(cases))
     if not test_cases(cases):
-        raise ValueError(f"store {loc.url} has no segmentation case of a test patient; the catalog's test split "
-                         "holds no study with a lesion mask")
+        raise ValueError(f"store {loc.url} has no segmentation case of a test patient; the catalog's "
+                         f"{'/'.join(sorted(set(test_splits)))} split(s) hold no study with a lesion mask")
     folds = tuple(patient_folds([c.patient for c in pool_cases(cases)], k, seed))
     data = ExperimentData(store=loc.url, synthetic=synthetic, cases=cases, rows=rows, train_sets=sets, folds=folds)
     check_experiment_patients(data)

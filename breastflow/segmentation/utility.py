@@ -29,7 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import wilcoxon
 
-from breastflow.segmentation.cases import pool_cases
+from breastflow.segmentation.cases import (
+    DEFAULT_TEST_SPLITS,
+    check_test_splits,
+    pool_cases,
+)
 from breastflow.segmentation.experiment import (
     build_experiment,
     fold_items,
@@ -106,6 +110,7 @@ class UtilityResult:
         folds: folds per training; rows: Table 3 rows; cross_vendor: cross-vendor rows.
         trainings: fold outcomes per training folder; seconds: wall time; notes: what was reduced or skipped.
         report: store paths of the written report files (empty when not written).
+        test_splits: the catalog splits whose cases were the test set.
     """
 
     experiment: str
@@ -119,6 +124,7 @@ class UtilityResult:
     seconds: float
     notes: tuple[str, ...] = ()
     report: dict[str, str] = field(default_factory=dict)
+    test_splits: tuple[str, ...] = DEFAULT_TEST_SPLITS
 
     def to_json(self) -> dict:
         """``{"rows": [{"scenario", "train", "test", "dice_mean", "n_test", ...}], "cross_vendor": [...], ...}``."""
@@ -129,7 +135,8 @@ class UtilityResult:
                     "per_vendor": r.per_vendor, "dice": r.dice,
                     **({"train_vendor": r.train_vendor, "test_vendor": r.test_vendor} if r.train_vendor else {})}
         return {"experiment": self.experiment, "store": self.store, "synthetic": self.synthetic,
-                "quick": self.quick, "folds": self.folds, "seconds": round(self.seconds, 1),
+                "quick": self.quick, "folds": self.folds, "test_splits": list(self.test_splits),
+                "seconds": round(self.seconds, 1),
                 "rows": [row(r) for r in self.rows], "cross_vendor": [row(r) for r in self.cross_vendor],
                 "trainings": {k: {"val_dice": [o.val_dice for o in v], "resumed_from": [o.start_epoch for o in v],
                                   "reused": [o.reused for o in v]} for k, v in self.trainings.items()},
@@ -193,7 +200,8 @@ def run_utility(store: str | StoreLocation, synthetic: str | None, scenarios: st
                 cross_vendor: bool = True, experiment: str | None = None,
                 train_config: FoldTrainConfig | None = None, preprocess: PreprocessConfig | None = None,
                 transforms: Mapping[SegmentationSource, SourceTransform] | None = None,
-                write_report: bool = True, seed: int = 0, max_retries: int = 3) -> UtilityResult:
+                write_report: bool = True, seed: int = 0, max_retries: int = 3,
+                test_splits: Iterable[str] = DEFAULT_TEST_SPLITS) -> UtilityResult:
     """Run the scenarios' rows on Ray and (by default) write the Table-3-style report to the store.
 
     Args:
@@ -208,6 +216,8 @@ def run_utility(store: str | StoreLocation, synthetic: str | None, scenarios: st
         transforms: image transform per source (identity by default).
         write_report: write ``reports/utility/<experiment>/report.{md,html}`` and ``rows.json``.
         seed: fold seed; max_retries: Ray retries of a fold whose worker died (each resumes).
+        test_splits: the catalog splits whose cases are the test set (default ``("test",)``; the
+            other splits form the cross-validation pool; see :mod:`.cases`).
 
     Raises:
         ScenarioError, NoMaskError, SyntheticSetError, ValueError: from :func:`~.experiment.build_experiment`.
@@ -216,7 +226,8 @@ def run_utility(store: str | StoreLocation, synthetic: str | None, scenarios: st
     started = time.perf_counter()
     loc = store if isinstance(store, StoreLocation) else StoreLocation.from_url(store)
     k = folds if folds is not None else (QUICK_FOLDS if quick else N_FOLDS)
-    data = build_experiment(loc, scenarios, synthetic, k=k, seed=seed, train_keys=rows)
+    test_set = check_test_splits(test_splits)
+    data = build_experiment(loc, scenarios, synthetic, k=k, seed=seed, train_keys=rows, test_splits=test_set)
     pool = pool_cases(data.cases)
     plan = plan_from_cases(pool, quick=quick)
     base_pre = preprocess or PreprocessConfig()
@@ -224,12 +235,17 @@ def run_utility(store: str | StoreLocation, synthetic: str | None, scenarios: st
     config = train_config or (FoldTrainConfig.quick(torch_threads=1) if quick else FoldTrainConfig(torch_threads=1))
     payload = {"plan": plan.model_dump(mode="json"), "preprocess": pre.model_dump(mode="json"),
                "config": config.model_dump(mode="json"), "k": k, "seed": seed}
+    if test_set != DEFAULT_TEST_SPLITS:
+        payload["test_splits"] = list(test_set)  # a default run keeps the key it always had
     name = experiment or experiment_key(synthetic, quick, [c.study for c in pool], payload)
     notes = []
     if quick:
         notes.append(f"quick configuration: patch {plan.patch_size}, filters {plan.filters}, {config.epochs} epochs "
                      f"x {config.iterations} steps of {config.batch_size} patches, {config.optimizer.value}, "
                      f"{k} folds (paper 003: nnU-Net 3d_fullres, 5 folds)")
+    if test_set != DEFAULT_TEST_SPLITS:
+        notes.append(f"test set: the cases of the catalog's {'+'.join(test_set)} split(s); the cross-validation "
+                     "pool: the other split's")
     trainings = {}
     for row in data.rows:
         key = row.train.key
@@ -256,7 +272,7 @@ def run_utility(store: str | StoreLocation, synthetic: str | None, scenarios: st
     results = _table_rows(data.rows, scores, vendor_of)
     xresults = tuple(_cross_row(r, scores, vendor_of) for r in xrows)
     result = UtilityResult(name, loc.url, synthetic, quick, k, results, xresults, outcomes,
-                           time.perf_counter() - started, tuple(notes))
+                           time.perf_counter() - started, tuple(notes), test_splits=test_set)
     if write_report:
         from breastflow.segmentation.utility_report import write_utility_report
 

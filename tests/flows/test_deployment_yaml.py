@@ -90,3 +90,14 @@ def test_utility_form_rejects_a_scenario_out_of_range():
 
     with pytest.raises(ValueError, match="out of range"):
         UtilityParameters(store="/tmp/s", synthetic="syn", scenarios="2,5")
+
+
+def test_utility_forms_check_the_test_splits():
+    from flows.utility import PipelineParameters, UtilityParameters
+
+    assert UtilityParameters(store="/tmp/s", synthetic="syn").test_splits == ["test"]
+    assert UtilityParameters(store="/tmp/s", synthetic="syn", test_splits=["val", "test"]).test_splits == ["test", "val"]
+    with pytest.raises(ValueError, match="test splits"):
+        UtilityParameters(store="/tmp/s", synthetic="syn", test_splits=["holdout"])
+    with pytest.raises(ValueError, match="test splits"):
+        PipelineParameters(store="/tmp/s", test_splits=["train", "val", "test"])

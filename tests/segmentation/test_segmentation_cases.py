@@ -7,8 +7,17 @@ import pytest
 from segmentation_helpers import HIGH_BOX, LOW_BOX, SHAPE, build_segmentation_store
 
 from breastflow.generate.synthetic import SyntheticSetError
-from breastflow.segmentation.cases import CaseSplit, NoMaskError, pool_cases, segmentation_cases
-from breastflow.segmentation.preprocess import PreprocessConfig, SegmentationSource, load_case
+from breastflow.segmentation.cases import (
+    CaseSplit,
+    NoMaskError,
+    pool_cases,
+    segmentation_cases,
+)
+from breastflow.segmentation.preprocess import (
+    PreprocessConfig,
+    SegmentationSource,
+    load_case,
+)
 from breastflow.segmentation.volume_ops import Half
 
 
@@ -29,6 +38,20 @@ def test_cases_follow_the_paper_multifocal_policy(store: str) -> None:
     case = cases["cv-0"]
     assert case.spacing == (2.0, 1.0, 1.0) and case.shape == SHAPE and case.phases == ("pre", "post_1")
     assert not {c.patient for c in pool} & {c.patient for c in cases.values() if c.split is CaseSplit.TEST}
+
+
+def test_test_splits_widen_the_test_set_and_shrink_the_pool(store: str) -> None:
+    default = {c.study: c for c in segmentation_cases(store)}
+    wide = {c.study: c for c in segmentation_cases(store, test_splits=("val", "test"))}
+    val_studies = {s for s, c in default.items() if c.catalog_split == "val"}
+    assert val_studies  # the tiny store has val patients in the pool by default
+    assert all(wide[s].split is CaseSplit.TEST for s in val_studies)
+    assert {c.catalog_split for c in pool_cases(wide.values())} == {"train"}
+    assert not {c.patient for c in pool_cases(wide.values())} & {
+        c.patient for c in wide.values() if c.split is CaseSplit.TEST}
+    for bad in ((), ("holdout",), ("train", "val", "test")):
+        with pytest.raises(ValueError, match="test splits"):
+            segmentation_cases(store, test_splits=bad)
 
 
 def test_a_store_without_masks_is_a_clear_error(tmp_path) -> None:

@@ -146,6 +146,7 @@ def test_paired_wilcoxon() -> None:
     (["--scenarios", "5"], "scenario 5 is out of range"),
     (["--scenarios", "2", "--synthetic", "nope"], "nope"),
     (["--scenarios", "2"], "name the synthetic set"),
+    (["--scenarios", "2", "--synthetic", "syn", "--test-splits", "holdout"], "test splits ['holdout']"),
 ])
 def test_cli_utility_bad_input(tiny, args, message) -> None:
     out = CliRunner().invoke(main, ["utility", tiny.url, *args])
