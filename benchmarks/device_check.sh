@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The project's GPU check, in one call of the lent device machine (an H200; about 6 minutes).
+#
+# Usage (repository root):
+#   bash benchmarks/device_check.sh                              # on the device: carry .whl and .devstore
+#   DEVICE_CHECK_DRY=1 OUT=/tmp/devout bash benchmarks/device_check.sh   # here: CPU, tiny sizes
+#
+# Needs, beside the working tree:
+#   .whl/      cp312 manylinux wheels of what the device image lacks (pydantic, pydantic-core,
+#              annotated-types, typing-inspection, typing-extensions, zarr, numcodecs, donfig,
+#              google-crc32c, monai), installed with --target /tmp/site. No SimpleITK (its
+#              wheel alone is 53 MB of the 64 MiB a call may carry): a stub stands in for it, so
+#              any preprocessing there fails loudly; the volumes are preprocessed here instead.
+#   .devstore/seg_volumes.npz  fold 0's preprocessed volumes (N4 and resampling done here) and
+#              both plans, written by
+#              `python benchmarks/bench_segmentation_folds.py --parts loader --store STORE --volumes .devstore/seg_volumes.npz`.
+#
+# Parts, in order of priority, each with its own timeout (cut to what is left of
+# DEVICE_CHECK_BUDGET seconds) and its own JSON; a failed part prints "part X failed" and the
+# next one runs:
+#   seg    bench_segmentation_folds.py --parts loader,fold_device: one fold on cuda vs CPU (16, 1 threads)
+#   train  bench_train.py at 256 and 512 px, no compile, loader on the local store
+#   scale  bench_segmentation_folds.py --parts scale: paper-sized full plan, sampler vs network
+#   batch8 bench_train.py 512 px with breastflow's batch 8
+#   compile bench_train.py --compile at 512 and 256 px
+# Everything printed goes to $OUT/device_check.log too; JSON to $OUT/<part>.json.
+set -u
+cd "$(dirname "$0")/.."
+START=$SECONDS
+BUDGET=${DEVICE_CHECK_BUDGET:-400}
+DRY=${DEVICE_CHECK_DRY:-0}
+OUT=${OUT:-/tmp/devout}
+mkdir -p "$OUT"
+LOG=$OUT/device_check.log
+: >"$LOG"
+export PYTHONUNBUFFERED=1
+say() { echo "$*" | tee -a "$LOG"; }
+
+WHEELS="pydantic pydantic_core annotated_types typing_inspection typing_extensions zarr numcodecs donfig google_crc32c monai"
+for dist in $WHEELS; do
+    ls .whl/"$dist"-*.whl >/dev/null 2>&1 || say "missing wheel: .whl/$dist-*.whl"
+done
+[ -f .devstore/seg_volumes.npz ] || say "missing .devstore/seg_volumes.npz (seg part will fail)"
+
+if [ "$DRY" = 1 ]; then
+    PY=${PY:-.venv/bin/python}
+    DEV=cpu
+    SITE=${DEVICE_CHECK_SITE:-}  # e.g. a folder whose sitecustomize refuses what the device image lacks
+else
+    PY=${PY:-python3}
+    DEV=cuda
+    SITE=/tmp/site
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl 2>&1 | tee -a "$LOG" || say "wheel install failed"
+fi
+export PYTHONPATH=${SITE:+$SITE:}$PWD:$PWD/benchmarks
+if ! "$PY" -c "import SimpleITK" >/dev/null 2>&1; then
+    mkdir -p /tmp/stub/SimpleITK
+    cat >/tmp/stub/SimpleITK/__init__.py <<'EOF'
+"""Stand-in: SimpleITK is not installed here (volumes were preprocessed elsewhere); any use fails."""
+
+
+def __getattr__(name):
+    raise AttributeError(f"SimpleITK stub: SimpleITK.{name} is not available on this machine")
+EOF
+    export PYTHONPATH=$PYTHONPATH:/tmp/stub
+    say "SimpleITK: stub (not installed)"
+fi
+
+{
+    echo "== env (dry=$DRY, device=$DEV)"
+    date -u
+    nproc
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1 | head -3
+    "$PY" - <<'EOF'
+import importlib, os, sys, torch
+print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda,
+      "cudnn", torch.backends.cudnn.version(), "gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+      "threads", torch.get_num_threads(), "cpus", os.cpu_count())
+for name in ("numpy", "scipy", "pydantic", "zarr", "numcodecs", "monai", "SimpleITK"):
+    try:
+        module = importlib.import_module(name)
+        print(name, getattr(module, "__version__", "?"), getattr(module, "__file__", ""))
+    except Exception as error:  # report and go on: the parts say what they miss
+        print(name, "NOT IMPORTABLE:", error)
+EOF
+} 2>&1 | tee -a "$LOG"
+
+# part NAME SECONDS COMMAND...: run with a timeout cut to the budget left; never stops the script.
+part() {
+    local name=$1 limit=$2
+    shift 2
+    local left=$((BUDGET - (SECONDS - START)))
+    if [ "$left" -lt 20 ]; then
+        say "part $name skipped: ${left}s of the budget left"
+        return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
+    say "== part $name (timeout ${limit}s, at $((SECONDS - START))s): $*"
+    local t0=$SECONDS
+    timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$LOG"
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" = 0 ] && say "part $name ok in $((SECONDS - t0))s" || say "part $name failed (rc $rc) after $((SECONDS - t0))s"
+}
+
+if [ "$DRY" = 1 ]; then
+    SEG=(--cpu-threads 1 --quick-epochs 1 --full-epochs 2 --full-iterations 2 --loader-batches 3)
+    SCALE=(--scale-shape 40,96,64 --scale-steps 1 --scale-cpu-steps 1 --scale-loader-batches 1 --cpu-threads 1)
+    TRAIN=(--steps 1 --rounds 1 --warmup 1)
+    TCASES=64x8,96x8
+    LOADER=(--loader-n 4 --loader-slices 2 --loader-rounds 1)
+else
+    SEG=(--cpu-threads 16,1 --full-cpu-threads 16 --full-epochs 3 --full-iterations 10)
+    SCALE=(--cpu-threads 16)
+    TRAIN=(--steps 10 --rounds 5 --warmup 3)
+    TCASES=256x64,512x64
+    LOADER=(--loader-n 96 --loader-slices 16 --loader-rounds 3)
+fi
+
+part seg 200 "$PY" benchmarks/bench_segmentation_folds.py --parts loader,fold_device --device "$DEV" \
+    --volumes .devstore/seg_volumes.npz "${SEG[@]}" --json "$OUT/seg.json"
+part train 120 "$PY" benchmarks/bench_train.py --device "$DEV" --no-s3 --cases "$TCASES" "${TRAIN[@]}" \
+    "${LOADER[@]}" --loader-sizes '' --json "$OUT/train.json"
+part scale 100 "$PY" benchmarks/bench_segmentation_folds.py --parts scale --device "$DEV" "${SCALE[@]}" \
+    --json "$OUT/scale.json"
+part batch8 60 "$PY" benchmarks/bench_train.py --device "$DEV" --no-s3 --cases "${TCASES##*,}" --batch 8 \
+    "${TRAIN[@]}" --loader-n 0 --json "$OUT/train_batch8.json"
+[ "$DEV" = cuda ] && part compile 150 "$PY" benchmarks/bench_train.py --device "$DEV" --no-s3 --compile \
+    --cases 512x64,256x64 --steps 10 --rounds 3 --warmup 3 --loader-n 0 --json "$OUT/train_compile.json"
+say "== done in $((SECONDS - START))s; files: $(ls "$OUT" | tr '\n' ' ')"
+exit 0
