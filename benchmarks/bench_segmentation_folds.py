@@ -5,6 +5,7 @@ Usage::
 
     python benchmarks/bench_segmentation_folds.py [--out DIR] [--studies 24] [--folds 3] [--cpus 2]
         [--parts loader,folds,scenario2] [--device cpu|cuda] [--store URL] [--volumes NPZ] [--json PATH]
+        [--prefetch 0,2] [--loader-rounds 3] [--scale-fold-iterations N]
 
 Writes (or reuses) a demo-sized phantom store in ``DIR`` (``--studies`` tiny-profile
 studies, ingested with masks) and a stand-in synthetic set ``bench`` (real
@@ -20,16 +21,22 @@ this benchmark times the machinery, not a generator), or uses ``--store``. Then 
    crop, flips) vs patches per second the quick network consumes (forward + backward),
    one torch thread, on the same volumes (fold 0's training volumes); with ``--device cuda``
    the network runs there (3 warm-up steps, synchronised) and the full plan is measured too.
+   The sampler twice, alternating for ``--loader-rounds`` (medians): ``rescan`` (each call
+   pads the volume and scans its label for fg/bg indices, the loader before ``patch_inputs``)
+   and ``cached`` (``patch_inputs`` once, its seconds reported).
 3. ``scenario2``: ``run_scenario2_row`` (real pre vs real pre + syn post -> real post,
    quick, 3 folds) on the already running Ray; and its time again with every fold reused.
 4. ``fold_device``: fold 0 of ``real_post`` trained by ``train_fold`` (what ``run_fold`` runs
    after reading its volumes; no checkpoint writes) on ``--device`` and on the CPU at each
-   ``--cpu-threads``, for the quick plan (``FoldTrainConfig.quick``) and the full plan
-   (nnU-Net's SGD, batch 2, ``--full-epochs`` x ``--full-iterations``); per-epoch wall times.
+   ``--cpu-threads`` (none: ``--cpu-threads ''``), for the quick plan (``FoldTrainConfig.quick``) and the
+   full plan (nnU-Net's SGD, batch 2, ``--full-epochs`` x ``--full-iterations``); per-epoch wall times;
+   each run at every ``--prefetch`` (0: serial sampling; ratios serial / prefetched).
 5. ``scale``: no store: the full plan of a cohort of ``--scale-shape`` volumes at
    ``--scale-spacing`` (paper-sized breast MRI after the single-breast crop), the patch
-   sampler on one such volume (patches/s) vs network steps (batch 2, SGD) on ``--device``
-   (fp32, and bf16 autocast on CUDA) and on the CPU at the largest ``--cpu-threads``.
+   sampler on one such volume (patches/s, rescan vs cached as in ``loader``) vs network steps
+   (batch 2, SGD) on ``--device`` (fp32, and bf16 autocast on CUDA) and on the CPU at the largest
+   ``--cpu-threads`` (``--scale-cpu-steps 0``: not; ``--scale-steps 0``: no network steps); with ``--scale-fold-iterations N``, ``train_fold``
+   on that volume (2 epochs x N steps, no validation) at every ``--prefetch``.
 
 ``--volumes NPZ``: fold 0's preprocessed volumes and both plans; written from the store when
 the file is missing, read instead of the store when present, so ``loader`` and
@@ -42,7 +49,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 import uuid
@@ -50,6 +56,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from seg_bench_timing import (
+    _sync,
+    network_steps,
+    prefetch_ratios,
+    sampler_rates,
+    scale_volume,
+    time_fold,
+)
 
 PARTS = ("loader", "folds", "scenario2", "fold_device", "scale")
 
@@ -147,29 +161,21 @@ def fold_volumes(url: str | None, k: int, cache: Path | None) -> tuple[list, lis
     return train, val, plans
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def bench_loader(volumes, plan, config, n_batches: int = 30, warmup: int = 0) -> dict:
-    """Patches/s of the sampler (``_batch``, to ``config.device``) vs of the network's training steps."""
+def bench_loader(volumes, plan, config, n_batches: int = 30, warmup: int = 0, rounds: int = 3) -> dict:
+    """Patches/s of the sampler (rescan and cached, :func:`sampler_rates`) vs of the network's training steps."""
     from monai.losses import DiceCELoss
 
     from breastflow.segmentation.train import (
         _batch,
         build_network,
         deep_supervision_loss,
+        patch_inputs,
         patch_sampler,
     )
 
-    torch.set_num_threads(1)
-    sampler = patch_sampler(plan, config)
-    rng = np.random.default_rng(0)
-    start = time.perf_counter()
-    batches = [_batch(volumes, sampler, config, rng) for _ in range(n_batches)]
-    _sync(config.device)
-    load_s = time.perf_counter() - start
+    rates = sampler_rates(volumes, plan, config, n_batches, rounds)
+    sampler, rng, inputs = patch_sampler(plan, config), np.random.default_rng(0), patch_inputs(volumes, plan)
+    batches = [_batch(inputs, sampler, config, rng) for _ in range(n_batches)]
     network, loss = build_network(plan).to(config.device), DiceCELoss(to_onehot_y=True, softmax=True)
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
     network.train()
@@ -185,136 +191,79 @@ def bench_loader(volumes, plan, config, n_batches: int = 30, warmup: int = 0) ->
     start = time.perf_counter()
     steps(batches)
     _sync(config.device)
-    net_s = time.perf_counter() - start
-    patches = n_batches * config.batch_size
-    return {"patches": patches, "loader_patches_per_s": round(patches / load_s, 1),
-            "network_patches_per_s": round(patches / net_s, 1), "loader_over_network": round(net_s / load_s, 2),
-            "patch_size": list(plan.patch_size), "n_volumes": len(volumes), "device": config.device}
-
-
-def time_fold(train, val, plan, config) -> dict:
-    """One ``train_fold`` with per-epoch wall times (epoch ends seen by ``on_epoch``), then validation."""
-    from breastflow.segmentation.train import train_fold
-
-    marks: list[float] = []
-    start = time.perf_counter()
-    result = train_fold(train, val, plan, config, on_epoch=lambda state: marks.append(time.perf_counter()))
-    end = time.perf_counter()
-    epochs = np.diff([start, *marks])
-    steady = statistics.median(epochs[1:]) if len(epochs) > 1 else epochs[0]
-    return {"device": config.device, "torch_threads": config.torch_threads, "epochs": config.epochs,
-            "iterations": config.iterations, "batch": config.batch_size, "optimizer": config.optimizer.value,
-            "train_s": round(marks[-1] - start, 2), "first_epoch_s": round(float(epochs[0]), 3),
-            "median_epoch_s": round(float(steady), 3), "steps_per_s": round(config.iterations / steady, 2),
-            "validation_s": round(end - marks[-1], 2), "val_dice": round(result.val_dice, 3),
-            "last_loss": round(result.losses[-1], 4)}
+    net = n_batches * config.batch_size / (time.perf_counter() - start)
+    return rates | {"patches": n_batches * config.batch_size, "network_patches_per_s": round(net, 1),
+                    "rescan_over_network": round(rates["rescan_patches_per_s"] / net, 2),
+                    "cached_over_network": round(rates["cached_patches_per_s"] / net, 2),
+                    "patch_size": list(plan.patch_size), "n_volumes": len(volumes), "device": config.device}
 
 
 def bench_fold_device(train, val, plans: dict, args: argparse.Namespace) -> dict:
     """Part ``fold_device``: each plan on ``--device`` (if not cpu; its CPU side at the most threads) and on the
-    CPU at each thread count; ratios CPU / device of the steady epoch and of the whole training."""
+    CPU at each thread count, each at every ``--prefetch``; ratios CPU / device of the steady epoch and of the
+    whole training (first prefetch), and serial / prefetched per run."""
     from breastflow.segmentation.train import FoldTrainConfig
 
     out: dict = {}
     for name in args.plans:
         cpu = args.full_cpu_threads if name == "full" and args.full_cpu_threads else args.cpu_threads
-        runs = ([(args.device, max(args.cpu_threads))] if args.device != "cpu" else []) + [("cpu", t) for t in cpu]
+        runs = ([(args.device, max(args.cpu_threads, default=None))] if args.device != "cpu" else [])
+        runs += [("cpu", t) for t in cpu]
         plan, figures = plans[name], []
         for device, threads in runs:
-            if name == "quick":
-                config = FoldTrainConfig.quick(device=device, torch_threads=threads,
-                                               **({"epochs": args.quick_epochs} if args.quick_epochs else {}))
-            else:
-                config = FoldTrainConfig(epochs=args.full_epochs, iterations=args.full_iterations, device=device,
-                                         torch_threads=threads)
-            figures.append(time_fold(train, val, plan, config))
-            print(json.dumps({name: figures[-1]}), flush=True)
-        out[name] = {"patch_size": list(plan.patch_size), "filters": list(plan.filters), "runs": figures}
-        if args.device != "cpu":
-            gpu = figures[0]
+            for prefetch in args.prefetch:
+                if name == "quick":
+                    config = FoldTrainConfig.quick(device=device, torch_threads=threads, prefetch=prefetch,
+                                                   **({"epochs": args.quick_epochs} if args.quick_epochs else {}))
+                else:
+                    config = FoldTrainConfig(epochs=args.full_epochs, iterations=args.full_iterations,
+                                             device=device, torch_threads=threads, prefetch=prefetch)
+                figures.append(time_fold(train, val, plan, config))
+                print(json.dumps({name: figures[-1]}), flush=True)
+        out[name] = {"patch_size": list(plan.patch_size), "filters": list(plan.filters), "runs": figures,
+                     "serial_over_prefetch": prefetch_ratios(figures)}
+        first = [f for f in figures if f["prefetch"] == args.prefetch[0]]
+        if args.device != "cpu" and len(first) > 1:
             for key in ("median_epoch_s", "train_s"):
-                out[name][f"cpu_over_gpu_{key}"] = {f"cpu{f['torch_threads']}": round(f[key] / gpu[key], 1)
-                                                    for f in figures[1:]}
+                out[name][f"cpu_over_gpu_{key}"] = {f"cpu{f['torch_threads']}": round(f[key] / first[0][key], 1)
+                                                    for f in first[1:]}
     return out
 
 
-def scale_volume(shape: tuple[int, int, int], seed: int = 0):
-    """A random z-scored ``shape`` volume with three spherical lesions (radius 6-10 voxels)."""
-    from breastflow.segmentation.train import Volume
-
-    rng = np.random.default_rng(seed)
-    image = rng.standard_normal(shape, dtype=np.float32)
-    grid = np.ogrid[tuple(slice(0, n) for n in shape)]
-    mask = np.zeros(shape, np.uint8)
-    for _ in range(3):
-        centre, radius = [rng.integers(n // 4, 3 * n // 4) for n in shape], rng.integers(6, 11)
-        mask[sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)) <= radius ** 2] = 1
-    return Volume("scale", image, mask)
-
-
-def network_steps(plan, device: str, steps: int, bf16: bool = False, threads: int | None = None,
-                  warmup: int = 2) -> dict:
-    """Seconds per SGD training step (batch 2, random patches, deep supervision) after ``warmup`` steps."""
-    from monai.losses import DiceCELoss
-
-    from breastflow.segmentation.train import build_network, deep_supervision_loss
-
-    if threads:
-        torch.set_num_threads(threads)
-    network, loss = build_network(plan).to(device), DiceCELoss(to_onehot_y=True, softmax=True)
-    optimizer = torch.optim.SGD(network.parameters(), lr=1e-2, momentum=0.99, nesterov=True)
-    images = torch.randn((2, 1, *plan.patch_size), device=device)
-    labels = (torch.rand((2, 1, *plan.patch_size), device=device) > 0.99).long()
-    network.train()
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-            value = deep_supervision_loss(network(images), labels, loss)
-        value.backward()
-        optimizer.step()
-
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    seconds = (time.perf_counter() - start) / steps
-    figures = {"device": device, "bf16": bf16, "threads": threads, "steps": steps, "s_per_step": round(seconds, 4),
-               "patches_per_s": round(2 / seconds, 2)}
-    if device.startswith("cuda"):
-        figures["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2 ** 30, 2)
-    return figures
-
-
 def bench_scale(args: argparse.Namespace) -> dict:
-    """Part ``scale``: the paper-sized full plan's sampler vs network steps on the device and the CPU."""
+    """Part ``scale``: the paper-sized full plan's sampler vs network steps on the device and the CPU, and
+    (``--scale-fold-iterations``) ``train_fold`` on that volume serial vs prefetched."""
     from breastflow.segmentation.plan import plan_from_shapes
-    from breastflow.segmentation.train import FoldTrainConfig, _batch, patch_sampler
+    from breastflow.segmentation.train import FoldTrainConfig
 
     shape, spacing = tuple(args.scale_shape), tuple(args.scale_spacing)
     plan = plan_from_shapes([spacing] * 4, [shape] * 4, quick=False)
-    config = FoldTrainConfig()
     volume = scale_volume(shape)
-    sampler, rng = patch_sampler(plan, config), np.random.default_rng(0)
-    torch.set_num_threads(1)
-    _batch([volume], sampler, config, rng)
-    start = time.perf_counter()
-    for _ in range(args.scale_loader_batches):
-        _batch([volume], sampler, config, rng)
-    loader = config.batch_size * args.scale_loader_batches / (time.perf_counter() - start)
+    rates = sampler_rates([volume], plan, FoldTrainConfig(), args.scale_loader_batches, args.loader_rounds)
+    loader = rates["cached_patches_per_s"]
     out: dict = {"shape": list(shape), "spacing": list(spacing), "patch_size": list(plan.patch_size),
                  "filters": list(plan.filters), "strides": [list(s) for s in plan.strides],
-                 "loader_patches_per_s_1thread": round(loader, 2), "network": []}
+                 "loader_1thread": rates, "network": []}
+    print(json.dumps({"scale_loader": rates}), flush=True)
     runs = [(args.device, False, None)] + ([(args.device, True, None)] if args.device != "cpu" else [])
-    runs += [("cpu", False, max(args.cpu_threads))] if args.device != "cpu" else []
+    runs = runs if args.scale_steps else []  # --scale-steps 0: the sampler (and the fold) alone
+    cpu = args.device != "cpu" and args.scale_cpu_steps and args.cpu_threads
+    runs += [("cpu", False, max(args.cpu_threads))] if cpu else []
     for device, bf16, threads in runs:
         steps = args.scale_steps if device != "cpu" or args.device == "cpu" else args.scale_cpu_steps
         out["network"].append(network_steps(plan, device, steps, bf16, threads, warmup=1 if device == "cpu" else 2))
-        out["network"][-1]["loader_over_network"] = round(loader / out["network"][-1]["patches_per_s"], 2)
-        print(json.dumps({"scale": out["network"][-1]}), flush=True)
+        figures = out["network"][-1]
+        figures["rescan_over_network"] = round(rates["rescan_patches_per_s"] / figures["patches_per_s"], 2)
+        figures["cached_over_network"] = round(loader / figures["patches_per_s"], 2)
+        print(json.dumps({"scale": figures}), flush=True)
+    if args.scale_fold_iterations:
+        folds = []
+        for prefetch in args.prefetch:
+            config = FoldTrainConfig(epochs=2, iterations=args.scale_fold_iterations, device=args.device,
+                                     prefetch=prefetch, torch_threads=max(args.cpu_threads, default=None))
+            folds.append(time_fold([volume], [], plan, config))
+            print(json.dumps({"scale_fold": folds[-1]}), flush=True)
+        out["fold"] = {"runs": folds, "serial_over_prefetch": prefetch_ratios(folds)}
     return out
 
 
@@ -379,6 +328,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--full-epochs", type=int, default=3)
     parser.add_argument("--full-iterations", type=int, default=20)
     parser.add_argument("--loader-batches", type=int, default=30)
+    parser.add_argument("--loader-rounds", type=int, default=3, help="alternating rescan/cached sampler rounds")
+    parser.add_argument("--prefetch", type=_ints, default=[2], help="FoldTrainConfig.prefetch values to time")
+    parser.add_argument("--scale-fold-iterations", type=int, default=0, help="scale: train_fold steps per epoch")
     parser.add_argument("--scale-shape", type=_ints, default=[160, 512, 256], help="Z,Y,X voxels")
     parser.add_argument("--scale-spacing", type=lambda t: [float(v) for v in t.split(",")], default=[1.0, 0.7, 0.7])
     parser.add_argument("--scale-steps", type=int, default=10)
@@ -426,10 +378,10 @@ def main() -> None:
         if "loader" in args.parts:
             cuda = args.device != "cpu"
             report["loader"] = bench_loader(train, plans["quick"], FoldTrainConfig.quick(device=args.device),
-                                            args.loader_batches, 3 if cuda else 0)
+                                            args.loader_batches, 3 if cuda else 0, args.loader_rounds)
             if cuda:
                 report["loader_full"] = bench_loader(train, plans["full"], FoldTrainConfig(device=args.device),
-                                                     args.loader_batches, 3)
+                                                     args.loader_batches, 3, args.loader_rounds)
             print(json.dumps({"loader": report["loader"]}), flush=True)
         if "fold_device" in args.parts:
             report["fold_device"] = bench_fold_device(train, val, plans, args)

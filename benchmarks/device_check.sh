@@ -4,6 +4,13 @@
 # Usage (repository root):
 #   bash benchmarks/device_check.sh                              # on the device: carry .whl and .devstore
 #   DEVICE_CHECK_DRY=1 OUT=/tmp/devout bash benchmarks/device_check.sh   # here: CPU, tiny sizes
+#   PARTS=seg,scale DEVICE_CHECK_CPU=0 DEVICE_CHECK_BUDGET=150 bash benchmarks/device_check.sh
+#       # the patch-loader check (about 2 minutes): fold and paper-scale sampler, GPU only
+#
+# Switches: PARTS (comma-separated, default all: seg,train,scale,batch8,compile);
+# DEVICE_CHECK_CPU=0 (no CPU comparison runs in seg and scale); PREFETCH (FoldTrainConfig.prefetch
+# values each fold runs at, default 0,2: serial and prefetched sampling); SCALE_FOLD_ITERATIONS
+# (scale: train_fold on the paper-sized volume, 2 epochs x N steps per prefetch; default 10, 0: none).
 #
 # Needs, beside the working tree:
 #   .whl/      cp312 manylinux wheels of what the device image lacks (pydantic, pydantic-core,
@@ -18,9 +25,11 @@
 # Parts, in order of priority, each with its own timeout (cut to what is left of
 # DEVICE_CHECK_BUDGET seconds) and its own JSON; a failed part prints "part X failed" and the
 # next one runs:
-#   seg    bench_segmentation_folds.py --parts loader,fold_device: one fold on cuda vs CPU (16, 1 threads)
+#   seg    bench_segmentation_folds.py --parts loader,fold_device: sampler rescan vs cached indices,
+#          one fold on cuda vs CPU (16, 1 threads), each at every PREFETCH
 #   train  bench_train.py at 256 and 512 px, no compile, loader on the local store
-#   scale  bench_segmentation_folds.py --parts scale: paper-sized full plan, sampler vs network
+#   scale  bench_segmentation_folds.py --parts scale: paper-sized full plan, sampler (rescan vs cached)
+#          vs network, and train_fold on it at every PREFETCH
 #   batch8 bench_train.py 512 px with breastflow's batch 8
 #   compile bench_train.py --compile at 512 and 256 px
 # Everything printed goes to $OUT/device_check.log too; JSON to $OUT/<part>.json.
@@ -29,6 +38,9 @@ cd "$(dirname "$0")/.."
 START=$SECONDS
 BUDGET=${DEVICE_CHECK_BUDGET:-400}
 DRY=${DEVICE_CHECK_DRY:-0}
+PARTS=${PARTS:-seg,train,scale,batch8,compile}
+CPU=${DEVICE_CHECK_CPU:-1}
+PREFETCH=${PREFETCH:-0,2}
 OUT=${OUT:-/tmp/devout}
 mkdir -p "$OUT"
 LOG=$OUT/device_check.log
@@ -90,6 +102,7 @@ EOF
 part() {
     local name=$1 limit=$2
     shift 2
+    case ",$PARTS," in *",$name,"*) ;; *) return ;; esac
     local left=$((BUDGET - (SECONDS - START)))
     if [ "$left" -lt 20 ]; then
         say "part $name skipped: ${left}s of the budget left"
@@ -104,24 +117,30 @@ part() {
 }
 
 if [ "$DRY" = 1 ]; then
-    SEG=(--cpu-threads 1 --quick-epochs 1 --full-epochs 2 --full-iterations 2 --loader-batches 3)
-    SCALE=(--scale-shape 40,96,64 --scale-steps 1 --scale-cpu-steps 1 --scale-loader-batches 1 --cpu-threads 1)
+    SEG=(--cpu-threads 1 --quick-epochs 2 --full-epochs 2 --full-iterations 2 --loader-batches 3 --loader-rounds 1)
+    SCALE=(--scale-shape 24,64,48 --scale-steps 1 --scale-cpu-steps 1 --scale-loader-batches 1 --cpu-threads 1
+           --loader-rounds 1 --scale-fold-iterations "${SCALE_FOLD_ITERATIONS:-2}")
     TRAIN=(--steps 1 --rounds 1 --warmup 1)
     TCASES=64x8,96x8
     LOADER=(--loader-n 4 --loader-slices 2 --loader-rounds 1)
 else
     SEG=(--cpu-threads 16,1 --full-cpu-threads 16 --full-epochs 3 --full-iterations 10)
-    SCALE=(--cpu-threads 16)
+    SCALE=(--cpu-threads 16 --scale-fold-iterations "${SCALE_FOLD_ITERATIONS:-10}")
+    if [ "$CPU" = 0 ]; then
+        SEG=(--cpu-threads '' --full-epochs 3 --full-iterations 10)
+        SCALE=(--cpu-threads '' --scale-cpu-steps 0 --scale-fold-iterations "${SCALE_FOLD_ITERATIONS:-10}")
+    fi
     TRAIN=(--steps 10 --rounds 5 --warmup 3)
     TCASES=256x64,512x64
     LOADER=(--loader-n 96 --loader-slices 16 --loader-rounds 3)
 fi
 
 part seg 200 "$PY" benchmarks/bench_segmentation_folds.py --parts loader,fold_device --device "$DEV" \
-    --volumes .devstore/seg_volumes.npz "${SEG[@]}" --json "$OUT/seg.json"
+    --volumes .devstore/seg_volumes.npz --prefetch "$PREFETCH" "${SEG[@]}" --json "$OUT/seg.json"
 part train 120 "$PY" benchmarks/bench_train.py --device "$DEV" --no-s3 --cases "$TCASES" "${TRAIN[@]}" \
     "${LOADER[@]}" --loader-sizes '' --json "$OUT/train.json"
-part scale 100 "$PY" benchmarks/bench_segmentation_folds.py --parts scale --device "$DEV" "${SCALE[@]}" \
+part scale 100 "$PY" benchmarks/bench_segmentation_folds.py --parts scale --device "$DEV" --prefetch "$PREFETCH" \
+    "${SCALE[@]}" \
     --json "$OUT/scale.json"
 part batch8 60 "$PY" benchmarks/bench_train.py --device "$DEV" --no-s3 --cases "${TCASES##*,}" --batch 8 \
     "${TRAIN[@]}" --loader-n 0 --json "$OUT/train_batch8.json"

@@ -11,7 +11,11 @@ The pieces are MONAI's, configured as nnU-Net trains its ``3d_fullres`` model
 * patches: :class:`monai.transforms.RandCropByPosNegLabeld` with ``pos=1, neg=2``:
   a third of the patches centred on tumour (nnU-Net's foreground oversampling
   of 33 %), after :class:`~monai.transforms.SpatialPadd` to the patch size, plus
-  random flips on the three axes;
+  random flips on the three axes. Each volume is padded and its foreground /
+  background indices computed once per fold (:class:`~monai.transforms.FgBgToIndicesd`,
+  :func:`patch_inputs`) instead of on every crop, and a worker thread draws the
+  epoch's batches ahead of the network (``FoldTrainConfig.prefetch``,
+  :class:`EpochPrefetcher`); both leave the patches and the random streams as they were;
 * inference: :func:`monai.inferers.sliding_window_inference` with Gaussian
   weighting, overlap 0.5, returning softmax probabilities;
 * score: Dice of the argmax against the mask (:func:`monai.metrics.compute_dice`).
@@ -23,9 +27,13 @@ cohorts stream from the store in the Ray version.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from types import TracebackType
+from typing import Self
 
 import numpy as np
 import torch
@@ -35,6 +43,7 @@ from monai.metrics import compute_dice
 from monai.networks.nets import DynUNet
 from monai.transforms import (
     Compose,
+    FgBgToIndicesd,
     RandCropByPosNegLabeld,
     RandFlipd,
     Randomizable,
@@ -67,6 +76,8 @@ class FoldTrainConfig(BaseModel):
         overlap: sliding-window overlap at inference.
         seed: MONAI/torch/numpy seed; device: torch device.
         torch_threads: CPU threads of torch while training (``None``: leave as is; Ray tasks set 1).
+        prefetch: batches a worker thread draws ahead of the network within an epoch (0: draw each
+            batch in the training thread, between steps); the patches are the same either way.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -83,6 +94,7 @@ class FoldTrainConfig(BaseModel):
     seed: int = 0
     device: str = "cpu"
     torch_threads: int | None = Field(default=None, ge=1)
+    prefetch: int = Field(default=2, ge=0)
 
     @classmethod
     def quick(cls, **overrides: object) -> FoldTrainConfig:
@@ -136,29 +148,138 @@ def build_network(plan: SegmentationPlan) -> DynUNet:
     return DynUNet(**plan.dynunet_kwargs(in_channels=1, out_channels=N_CLASSES))
 
 
+#: Keys of the precomputed foreground and background indices of the (padded) label (``FgBgToIndicesd``'s).
+FG_INDICES, BG_INDICES = "label_fg_indices", "label_bg_indices"
+
+
 def patch_sampler(plan: SegmentationPlan, config: FoldTrainConfig) -> Compose:
-    """Pad to the patch, crop ``samples_per_volume`` patches (foreground-oversampled), random flips."""
+    """Pad to the patch, crop ``samples_per_volume`` patches (foreground-oversampled), random flips.
+
+    The crop takes the label's foreground and background indices from :data:`FG_INDICES` and
+    :data:`BG_INDICES` when the input has them (:func:`patch_inputs`), and computes them from the
+    label otherwise: the same centres either way.
+    """
     keys = ["image", "label"]
     neg = (1 - config.foreground_ratio) / config.foreground_ratio
     return Compose([
         SpatialPadd(keys, spatial_size=plan.patch_size),
         RandCropByPosNegLabeld(keys, label_key="label", spatial_size=plan.patch_size, pos=1.0, neg=neg,
-                               num_samples=config.samples_per_volume),
+                               num_samples=config.samples_per_volume, fg_indices_key=FG_INDICES,
+                               bg_indices_key=BG_INDICES),
         RandFlipd(keys, prob=0.5, spatial_axis=0), RandFlipd(keys, prob=0.5, spatial_axis=1),
         RandFlipd(keys, prob=0.5, spatial_axis=2),
     ])
 
 
-def _batch(volumes: Sequence[Volume], sampler: Compose, config: FoldTrainConfig,
-           rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _sampler_input(volume: Volume) -> dict:
+    return {"image": volume.image[None].astype(np.float32), "label": volume.mask[None]}
+
+
+def patch_inputs(volumes: Sequence[Volume], plan: SegmentationPlan) -> list[dict]:
+    """The sampler's input of each volume, prepared once: padded to the patch, with its label's indices.
+
+    What :func:`patch_sampler` would otherwise redo on every call (a float copy of the volume, the
+    padding, and a scan of the whole label for its foreground and background voxels,
+    :class:`~monai.transforms.FgBgToIndicesd`). The indices are kept as int32 when the padded
+    volume has fewer than 2**31 voxels (half the memory of MONAI's int64; a background index list
+    is as long as the volume).
+
+    Returns:
+        One dict per volume: ``image`` ``(1, Z', Y', X')`` float32, ``label``, :data:`FG_INDICES`,
+        :data:`BG_INDICES` (numpy arrays); ``Z', Y', X'`` the volume's shape padded to the patch.
+    """
+    pad, indices = SpatialPadd(["image", "label"], spatial_size=plan.patch_size), FgBgToIndicesd("label")
+    out = []
+    for volume in volumes:
+        data = indices(pad(_sampler_input(volume)))
+        small = data["label"].numel() < 2 ** 31
+        out.append({key: np.asarray(value, dtype=np.int32 if small and key in (FG_INDICES, BG_INDICES) else None)
+                    for key, value in data.items()})
+    return out
+
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def _batch(volumes: Sequence[Volume | Mapping], sampler: Compose, config: FoldTrainConfig,
+           rng: np.random.Generator, to_device: bool = True) -> Batch:
+    """``config.batch_size`` patches of random volumes: ``(images, labels)`` on ``config.device``.
+
+    ``volumes``: :class:`Volume` (the sampler pads and scans each on every call) or :func:`patch_inputs`.
+    ``to_device=False``: left on the CPU (pinned when ``config.device`` is CUDA, for an asynchronous copy).
+    """
     patches: list[dict] = []
     while len(patches) < config.batch_size:
         volume = volumes[int(rng.integers(len(volumes)))]
-        patches += sampler({"image": volume.image[None].astype(np.float32), "label": volume.mask[None]})
+        patches += sampler(_sampler_input(volume) if isinstance(volume, Volume) else dict(volume))
     patches = patches[:config.batch_size]
     images = torch.stack([torch.as_tensor(np.asarray(p["image"])) for p in patches]).float()
     labels = torch.stack([torch.as_tensor(np.asarray(p["label"])) for p in patches]).long()
-    return images.to(config.device), labels.to(config.device)
+    if config.device.startswith("cuda"):
+        images, labels = images.pin_memory(), labels.pin_memory()
+    if not to_device:
+        return images, labels
+    return images.to(config.device, non_blocking=True), labels.to(config.device, non_blocking=True)
+
+
+class EpochPrefetcher:
+    """Draws ``count`` items with ``draw`` in a worker thread, at most ``depth`` ahead, in order.
+
+    Use as a context manager and iterate: the iteration yields exactly ``count`` items; an
+    exception of ``draw`` is raised in the iterating thread (the worker stops); leaving the
+    context stops the worker and waits for it, so after the block nothing runs ``draw`` any more
+    (its random streams are the caller's again). ``depth`` 0 draws in the calling thread.
+
+    Raises:
+        ValueError: a negative ``count`` or ``depth``.
+    """
+
+    def __init__(self, draw: Callable[[], object], count: int, depth: int) -> None:
+        if count < 0 or depth < 0:
+            raise ValueError(f"EpochPrefetcher: count {count} and depth {depth} must be >= 0")
+        self._draw, self._count, self._depth = draw, count, depth
+        self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _put(self, item: tuple) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for _ in range(self._count):
+                if self._stop.is_set() or not self._put((self._draw(), None)):
+                    return
+        except BaseException as error:  # noqa: BLE001 - handed to the iterating thread, which raises it
+            self._put((None, error))
+
+    def __enter__(self) -> Self:
+        if self._depth > 0 and self._count > 0:
+            self._thread = threading.Thread(target=self._produce, name="patch-prefetch", daemon=True)
+            self._thread.start()
+        return self
+
+    def __iter__(self) -> Iterator:
+        for _ in range(self._count):
+            if self._thread is None:
+                yield self._draw()
+                continue
+            item, error = self._queue.get()
+            if error is not None:
+                raise error
+            yield item
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def deep_supervision_loss(outputs: torch.Tensor, labels: torch.Tensor, loss: DiceCELoss) -> torch.Tensor:
@@ -265,6 +386,7 @@ def _train(train: Sequence[Volume], val: Sequence[Volume], plan: SegmentationPla
     rng = np.random.default_rng(config.seed)
     sampler = patch_sampler(plan, config)
     sampler.set_random_state(seed=config.seed)
+    inputs = patch_inputs(train, plan)
     network = build_network(plan).to(config.device)
     if config.optimizer is OptimizerKind.SGD:
         optimizer: torch.optim.Optimizer = torch.optim.SGD(network.parameters(), lr=config.learning_rate,
@@ -285,14 +407,17 @@ def _train(train: Sequence[Volume], val: Sequence[Volume], plan: SegmentationPla
     for epoch in range(start, config.epochs):
         network.train()
         total = 0.0
-        for _ in range(config.iterations):
-            images, labels = _batch(train, sampler, config, rng)
-            optimizer.zero_grad(set_to_none=True)
-            value = deep_supervision_loss(network(images), labels, loss)
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), 12.0)
-            optimizer.step()
-            total += float(value.detach())
+        # The worker alone touches rng and sampler until the block ends (all the epoch's batches drawn).
+        with EpochPrefetcher(lambda: _batch(inputs, sampler, config, rng, False), config.iterations,
+                             config.prefetch) as batches:
+            for images, labels in batches:
+                optimizer.zero_grad(set_to_none=True)
+                value = deep_supervision_loss(network(images.to(config.device, non_blocking=True)),
+                                              labels.to(config.device, non_blocking=True), loss)
+                value.backward()
+                torch.nn.utils.clip_grad_norm_(network.parameters(), 12.0)
+                optimizer.step()
+                total += float(value.detach())
         scheduler.step()
         losses.append(total / config.iterations)
         if on_epoch is not None:
