@@ -65,6 +65,9 @@ from breastflow.store.layout import segmentation_fold_dir
 
 #: Folds of the quick configuration (the full one uses paper 003's 5).
 QUICK_FOLDS = 3
+#: FoldTrainConfig fields that change how fast a fold trains, never what it learns (same patches, same
+#: losses: tests/segmentation/test_segmentation_patch_loader.py): left out of the experiment key.
+RESULT_NEUTRAL = {"prefetch"}
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ def run_utility(store: str | StoreLocation, synthetic: str | None, scenarios: st
     pre = base_pre.model_copy(update={"target_spacing": plan.target_spacing, "synthetic": synthetic})
     config = train_config or (FoldTrainConfig.quick(torch_threads=1) if quick else FoldTrainConfig(torch_threads=1))
     payload = {"plan": plan.model_dump(mode="json"), "preprocess": pre.model_dump(mode="json"),
-               "config": config.model_dump(mode="json"), "k": k, "seed": seed}
+               "config": config.model_dump(mode="json", exclude=RESULT_NEUTRAL), "k": k, "seed": seed}
     if test_set != DEFAULT_TEST_SPLITS:
         payload["test_splits"] = list(test_set)  # a default run keeps the key it always had
     name = experiment or experiment_key(synthetic, quick, [c.study for c in pool], payload)
