@@ -18,7 +18,9 @@ The pieces are MONAI's, configured as nnU-Net trains its ``3d_fullres`` model
   :class:`EpochPrefetcher`); both leave the patches and the random streams as they were;
 * inference: :func:`monai.inferers.sliding_window_inference` with Gaussian
   weighting, overlap 0.5, returning softmax probabilities;
-* score: Dice of the argmax against the mask (:func:`monai.metrics.compute_dice`).
+* score: Dice of the argmax against the mask (:func:`monai.metrics.compute_dice`);
+* precision: bf16 autocast of the network on CUDA (``FoldTrainConfig.amp``, as nnU-Net's AMP;
+  :mod:`~.precision`), loss and softmax in fp32; fp32 throughout on the CPU.
 
 Inputs are preprocessed volumes (:func:`~.preprocess.load_case` with the
 plan's target spacing), held in memory: a fold of the phantom is small; real
@@ -53,6 +55,7 @@ from monai.utils import set_determinism
 from pydantic import BaseModel, ConfigDict, Field
 
 from breastflow.segmentation.plan import SegmentationPlan
+from breastflow.segmentation.precision import autocast, fp32_predictor
 
 #: Classes: background and tumour.
 N_CLASSES = 2
@@ -78,6 +81,9 @@ class FoldTrainConfig(BaseModel):
         torch_threads: CPU threads of torch while training (``None``: leave as is; Ray tasks set 1).
         prefetch: batches a worker thread draws ahead of the network within an epoch (0: draw each
             batch in the training thread, between steps); the patches are the same either way.
+        amp: bf16 autocast of the network's forward (training and sliding-window inference) on CUDA
+            only; the loss and the softmax stay fp32. Ignored on the CPU, which keeps fp32, so CPU
+            results are exactly those of ``amp=False``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -95,6 +101,7 @@ class FoldTrainConfig(BaseModel):
     device: str = "cpu"
     torch_threads: int | None = Field(default=None, ge=1)
     prefetch: int = Field(default=2, ge=0)
+    amp: bool = True
 
     @classmethod
     def quick(cls, **overrides: object) -> FoldTrainConfig:
@@ -300,10 +307,14 @@ def deep_supervision_loss(outputs: torch.Tensor, labels: torch.Tensor, loss: Dic
 @torch.no_grad()
 def predict_probabilities(network: torch.nn.Module, image: np.ndarray, plan: SegmentationPlan,
                           config: FoldTrainConfig) -> np.ndarray:
-    """Softmax probabilities ``(C, Z, Y, X)`` of one volume by Gaussian-weighted sliding windows."""
+    """Softmax probabilities ``(C, Z, Y, X)`` of one volume by Gaussian-weighted sliding windows.
+
+    The network runs under bf16 autocast on CUDA with ``config.amp``; windows, weights and softmax in fp32.
+    """
     network.eval()
     inputs = torch.as_tensor(image[None, None].astype(np.float32), device=config.device)
-    logits = sliding_window_inference(inputs, roi_size=plan.patch_size, sw_batch_size=2, predictor=network,
+    logits = sliding_window_inference(inputs, roi_size=plan.patch_size, sw_batch_size=2,
+                                      predictor=fp32_predictor(network, config.device, config.amp),
                                       overlap=config.overlap, mode="gaussian")
     return torch.softmax(torch.as_tensor(logits), dim=1)[0].cpu().numpy()
 
@@ -412,8 +423,9 @@ def _train(train: Sequence[Volume], val: Sequence[Volume], plan: SegmentationPla
                              config.prefetch) as batches:
             for images, labels in batches:
                 optimizer.zero_grad(set_to_none=True)
-                value = deep_supervision_loss(network(images.to(config.device, non_blocking=True)),
-                                              labels.to(config.device, non_blocking=True), loss)
+                with autocast(config.device, config.amp):  # bf16 on CUDA (no scaler needed); CPU: fp32
+                    outputs = network(images.to(config.device, non_blocking=True))
+                value = deep_supervision_loss(outputs.float(), labels.to(config.device, non_blocking=True), loss)
                 value.backward()
                 torch.nn.utils.clip_grad_norm_(network.parameters(), 12.0)
                 optimizer.step()
