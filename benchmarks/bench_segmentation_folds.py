@@ -5,7 +5,7 @@ Usage::
 
     python benchmarks/bench_segmentation_folds.py [--out DIR] [--studies 24] [--folds 3] [--cpus 2]
         [--parts loader,folds,scenario2] [--device cpu|cuda] [--store URL] [--volumes NPZ] [--json PATH]
-        [--prefetch 0,2] [--loader-rounds 3] [--scale-fold-iterations N]
+        [--prefetch 0,2] [--loader-rounds 3] [--scale-fold-iterations N] [--amp 0,1] [--amp-rounds 1]
 
 Writes (or reuses) a demo-sized phantom store in ``DIR`` (``--studies`` tiny-profile
 studies, ingested with masks) and a stand-in synthetic set ``bench`` (real
@@ -30,13 +30,18 @@ this benchmark times the machinery, not a generator), or uses ``--store``. Then 
    after reading its volumes; no checkpoint writes) on ``--device`` and on the CPU at each
    ``--cpu-threads`` (none: ``--cpu-threads ''``), for the quick plan (``FoldTrainConfig.quick``) and the
    full plan (nnU-Net's SGD, batch 2, ``--full-epochs`` x ``--full-iterations``); per-epoch wall times;
-   each run at every ``--prefetch`` (0: serial sampling; ratios serial / prefetched).
+   each run at every ``--prefetch`` (0: serial sampling; ratios serial / prefetched) and, on ``--device``,
+   at every ``--amp`` (``FoldTrainConfig.amp``: bf16 autocast on CUDA, ignored on the CPU), off and on
+   alternating for ``--amp-rounds`` (ratios fp32 / bf16 of the median epoch; CPU comparison runs: fp32).
+   On CUDA each trained fold is validated at the other precision too (``val_dice_amp_flipped``), and
+   ``amp_loss_check``: one fixed batch's loss in fp32 vs bf16 (same weights) per plan.
 5. ``scale``: no store: the full plan of a cohort of ``--scale-shape`` volumes at
    ``--scale-spacing`` (paper-sized breast MRI after the single-breast crop), the patch
    sampler on one such volume (patches/s, rescan vs cached as in ``loader``) vs network steps
-   (batch 2, SGD) on ``--device`` (fp32, and bf16 autocast on CUDA) and on the CPU at the largest
-   ``--cpu-threads`` (``--scale-cpu-steps 0``: not; ``--scale-steps 0``: no network steps); with ``--scale-fold-iterations N``, ``train_fold``
-   on that volume (2 epochs x N steps, no validation) at every ``--prefetch``.
+   (batch 2, SGD) on ``--device`` (on CUDA at every ``--amp``, alternating, ``--amp-rounds``) and on the CPU
+   at the largest ``--cpu-threads`` (``--scale-cpu-steps 0``: not; ``--scale-steps 0``: no network steps); with
+   ``--scale-fold-iterations N``, ``train_fold`` on that volume (2 epochs x N steps, no validation) at every
+   ``--prefetch`` and ``--amp``; on CUDA the fixed-batch fp32 vs bf16 loss check of the paper-sized plan.
 
 ``--volumes NPZ``: fold 0's preprocessed volumes and both plans; written from the store when
 the file is missing, read instead of the store when present, so ``loader`` and
@@ -49,6 +54,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 import uuid
@@ -58,6 +64,8 @@ import numpy as np
 import torch
 from seg_bench_timing import (
     _sync,
+    amp_loss_check,
+    amp_ratios,
     network_steps,
     prefetch_ratios,
     sampler_rates,
@@ -201,7 +209,7 @@ def bench_loader(volumes, plan, config, n_batches: int = 30, warmup: int = 0, ro
 def bench_fold_device(train, val, plans: dict, args: argparse.Namespace) -> dict:
     """Part ``fold_device``: each plan on ``--device`` (if not cpu; its CPU side at the most threads) and on the
     CPU at each thread count, each at every ``--prefetch``; ratios CPU / device of the steady epoch and of the
-    whole training (first prefetch), and serial / prefetched per run."""
+    whole training (first prefetch and amp), serial / prefetched and fp32 / bf16 per run."""
     from breastflow.segmentation.train import FoldTrainConfig
 
     out: dict = {}
@@ -211,22 +219,28 @@ def bench_fold_device(train, val, plans: dict, args: argparse.Namespace) -> dict
         runs += [("cpu", t) for t in cpu]
         plan, figures = plans[name], []
         for device, threads in runs:
+            amps = args.amp * args.amp_rounds if device == args.device else [0]  # CPU comparison: fp32
             for prefetch in args.prefetch:
-                if name == "quick":
-                    config = FoldTrainConfig.quick(device=device, torch_threads=threads, prefetch=prefetch,
-                                                   **({"epochs": args.quick_epochs} if args.quick_epochs else {}))
-                else:
-                    config = FoldTrainConfig(epochs=args.full_epochs, iterations=args.full_iterations,
-                                             device=device, torch_threads=threads, prefetch=prefetch)
-                figures.append(time_fold(train, val, plan, config))
-                print(json.dumps({name: figures[-1]}), flush=True)
+                for amp in amps:  # off, on, off, on ...: alternating
+                    common = {"device": device, "torch_threads": threads, "prefetch": prefetch, "amp": bool(amp)}
+                    if name == "quick":
+                        config = FoldTrainConfig.quick(**common, **({"epochs": args.quick_epochs}
+                                                                    if args.quick_epochs else {}))
+                    else:
+                        config = FoldTrainConfig(epochs=args.full_epochs, iterations=args.full_iterations, **common)
+                    figures.append(time_fold(train, val, plan, config))
+                    print(json.dumps({name: figures[-1]}), flush=True)
         out[name] = {"patch_size": list(plan.patch_size), "filters": list(plan.filters), "runs": figures,
-                     "serial_over_prefetch": prefetch_ratios(figures)}
-        first = [f for f in figures if f["prefetch"] == args.prefetch[0]]
-        if args.device != "cpu" and len(first) > 1:
+                     "serial_over_prefetch": prefetch_ratios(figures), "fp32_over_bf16": amp_ratios(figures)}
+        if args.device != "cpu":
+            out[name]["amp_loss_check"] = amp_loss_check(plan, args.device)
+            print(json.dumps({f"{name}_amp_loss_check": out[name]["amp_loss_check"]}), flush=True)
+        first = [f for f in figures if f["prefetch"] == args.prefetch[0] and f["amp"] == bool(args.amp[0])]
+        gpu, cpus = first[:1], [f for f in first if f["device"] == "cpu"]
+        if args.device != "cpu" and gpu and cpus:
             for key in ("median_epoch_s", "train_s"):
-                out[name][f"cpu_over_gpu_{key}"] = {f"cpu{f['torch_threads']}": round(f[key] / first[0][key], 1)
-                                                    for f in first[1:]}
+                out[name][f"cpu_over_gpu_{key}"] = {f"cpu{f['torch_threads']}": round(f[key] / gpu[0][key], 1)
+                                                    for f in cpus}
     return out
 
 
@@ -245,7 +259,8 @@ def bench_scale(args: argparse.Namespace) -> dict:
                  "filters": list(plan.filters), "strides": [list(s) for s in plan.strides],
                  "loader_1thread": rates, "network": []}
     print(json.dumps({"scale_loader": rates}), flush=True)
-    runs = [(args.device, False, None)] + ([(args.device, True, None)] if args.device != "cpu" else [])
+    cuda = args.device != "cpu"
+    runs = [(args.device, bool(a), None) for a in args.amp * args.amp_rounds] if cuda else [(args.device, False, None)]
     runs = runs if args.scale_steps else []  # --scale-steps 0: the sampler (and the fold) alone
     cpu = args.device != "cpu" and args.scale_cpu_steps and args.cpu_threads
     runs += [("cpu", False, max(args.cpu_threads))] if cpu else []
@@ -256,14 +271,25 @@ def bench_scale(args: argparse.Namespace) -> dict:
         figures["rescan_over_network"] = round(rates["rescan_patches_per_s"] / figures["patches_per_s"], 2)
         figures["cached_over_network"] = round(loader / figures["patches_per_s"], 2)
         print(json.dumps({"scale": figures}), flush=True)
+    steps = {bf16: statistics.median(f["s_per_step"] for f in out["network"] if f["device"] == args.device
+                                     and f["bf16"] == bf16) for bf16 in (False, True)
+             if any(f["device"] == args.device and f["bf16"] == bf16 for f in out["network"])}
+    if len(steps) == 2:
+        out["network_fp32_over_bf16"] = round(steps[False] / steps[True], 2)
+    if cuda:
+        out["amp_loss_check"] = amp_loss_check(plan, args.device)
+        print(json.dumps({"scale_amp_loss_check": out["amp_loss_check"]}), flush=True)
     if args.scale_fold_iterations:
         folds = []
         for prefetch in args.prefetch:
-            config = FoldTrainConfig(epochs=2, iterations=args.scale_fold_iterations, device=args.device,
-                                     prefetch=prefetch, torch_threads=max(args.cpu_threads, default=None))
-            folds.append(time_fold([volume], [], plan, config))
-            print(json.dumps({"scale_fold": folds[-1]}), flush=True)
-        out["fold"] = {"runs": folds, "serial_over_prefetch": prefetch_ratios(folds)}
+            for amp in args.amp * args.amp_rounds if cuda else [0]:
+                config = FoldTrainConfig(epochs=2, iterations=args.scale_fold_iterations, device=args.device,
+                                         prefetch=prefetch, torch_threads=max(args.cpu_threads, default=None),
+                                         amp=bool(amp))
+                folds.append(time_fold([volume], [], plan, config))
+                print(json.dumps({"scale_fold": folds[-1]}), flush=True)
+        out["fold"] = {"runs": folds, "serial_over_prefetch": prefetch_ratios(folds),
+                       "fp32_over_bf16": amp_ratios(folds)}
     return out
 
 
@@ -330,6 +356,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--loader-batches", type=int, default=30)
     parser.add_argument("--loader-rounds", type=int, default=3, help="alternating rescan/cached sampler rounds")
     parser.add_argument("--prefetch", type=_ints, default=[2], help="FoldTrainConfig.prefetch values to time")
+    parser.add_argument("--amp", type=_ints, default=[1], help="FoldTrainConfig.amp values (0,1) on --device")
+    parser.add_argument("--amp-rounds", type=int, default=1, help="alternating rounds of the --amp values")
     parser.add_argument("--scale-fold-iterations", type=int, default=0, help="scale: train_fold steps per epoch")
     parser.add_argument("--scale-shape", type=_ints, default=[160, 512, 256], help="Z,Y,X voxels")
     parser.add_argument("--scale-spacing", type=lambda t: [float(v) for v in t.split(",")], default=[1.0, 0.7, 0.7])

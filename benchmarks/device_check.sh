@@ -6,11 +6,17 @@
 #   DEVICE_CHECK_DRY=1 OUT=/tmp/devout bash benchmarks/device_check.sh   # here: CPU, tiny sizes
 #   PARTS=seg,scale DEVICE_CHECK_CPU=0 DEVICE_CHECK_BUDGET=150 bash benchmarks/device_check.sh
 #       # the patch-loader check (about 2 minutes): fold and paper-scale sampler, GPU only
+#   PARTS=seg,scale DEVICE_CHECK_CPU=0 PREFETCH=2 AMP=0,1 SEG_PARTS=fold_device LOADER_ROUNDS=1 \
+#       DEVICE_CHECK_BUDGET=110 bash benchmarks/device_check.sh
+#       # the bf16 check (under 2 minutes): folds and paper-scale steps amp off vs on, loss/Dice both ways
 #
 # Switches: PARTS (comma-separated, default all: seg,train,scale,batch8,compile);
 # DEVICE_CHECK_CPU=0 (no CPU comparison runs in seg and scale); PREFETCH (FoldTrainConfig.prefetch
 # values each fold runs at, default 0,2: serial and prefetched sampling); SCALE_FOLD_ITERATIONS
-# (scale: train_fold on the paper-sized volume, 2 epochs x N steps per prefetch; default 10, 0: none).
+# (scale: train_fold on the paper-sized volume, 2 epochs x N steps per prefetch; default 10, 0: none);
+# AMP (FoldTrainConfig.amp values each GPU fold and paper-scale step runs at, alternating; default 0,1:
+# fp32 and bf16 autocast) and AMP_ROUNDS (default 1); SEG_PARTS (bench parts of seg, default
+# loader,fold_device); LOADER_ROUNDS (sampler rounds, default the bench's 3).
 #
 # Needs, beside the working tree:
 #   .whl/      cp312 manylinux wheels of what the device image lacks (pydantic, pydantic-core,
@@ -26,10 +32,10 @@
 # DEVICE_CHECK_BUDGET seconds) and its own JSON; a failed part prints "part X failed" and the
 # next one runs:
 #   seg    bench_segmentation_folds.py --parts loader,fold_device: sampler rescan vs cached indices,
-#          one fold on cuda vs CPU (16, 1 threads), each at every PREFETCH
+#          one fold on cuda (at every AMP) vs CPU (16, 1 threads, fp32), each at every PREFETCH
 #   train  bench_train.py at 256 and 512 px, no compile, loader on the local store
 #   scale  bench_segmentation_folds.py --parts scale: paper-sized full plan, sampler (rescan vs cached)
-#          vs network, and train_fold on it at every PREFETCH
+#          vs network (at every AMP), and train_fold on it at every PREFETCH and AMP
 #   batch8 bench_train.py 512 px with breastflow's batch 8
 #   compile bench_train.py --compile at 512 and 256 px
 # Everything printed goes to $OUT/device_check.log too; JSON to $OUT/<part>.json.
@@ -41,6 +47,9 @@ DRY=${DEVICE_CHECK_DRY:-0}
 PARTS=${PARTS:-seg,train,scale,batch8,compile}
 CPU=${DEVICE_CHECK_CPU:-1}
 PREFETCH=${PREFETCH:-0,2}
+AMP=${AMP:-0,1}
+AMP_ROUNDS=${AMP_ROUNDS:-1}
+SEG_PARTS=${SEG_PARTS:-loader,fold_device}
 OUT=${OUT:-/tmp/devout}
 mkdir -p "$OUT"
 LOG=$OUT/device_check.log
@@ -133,14 +142,19 @@ else
     TRAIN=(--steps 10 --rounds 5 --warmup 3)
     TCASES=256x64,512x64
     LOADER=(--loader-n 96 --loader-slices 16 --loader-rounds 3)
+    if [ -n "${LOADER_ROUNDS:-}" ]; then
+        SEG+=(--loader-rounds "$LOADER_ROUNDS")
+        SCALE+=(--loader-rounds "$LOADER_ROUNDS")
+    fi
 fi
 
-part seg 200 "$PY" benchmarks/bench_segmentation_folds.py --parts loader,fold_device --device "$DEV" \
-    --volumes .devstore/seg_volumes.npz --prefetch "$PREFETCH" "${SEG[@]}" --json "$OUT/seg.json"
+AMPS=(--amp "$AMP" --amp-rounds "$AMP_ROUNDS")
+part seg 200 "$PY" benchmarks/bench_segmentation_folds.py --parts "$SEG_PARTS" --device "$DEV" \
+    --volumes .devstore/seg_volumes.npz --prefetch "$PREFETCH" "${AMPS[@]}" "${SEG[@]}" --json "$OUT/seg.json"
 part train 120 "$PY" benchmarks/bench_train.py --device "$DEV" --no-s3 --cases "$TCASES" "${TRAIN[@]}" \
     "${LOADER[@]}" --loader-sizes '' --json "$OUT/train.json"
 part scale 100 "$PY" benchmarks/bench_segmentation_folds.py --parts scale --device "$DEV" --prefetch "$PREFETCH" \
-    "${SCALE[@]}" \
+    "${AMPS[@]}" "${SCALE[@]}" \
     --json "$OUT/scale.json"
 part batch8 60 "$PY" benchmarks/bench_train.py --device "$DEV" --no-s3 --cases "${TCASES##*,}" --batch 8 \
     "${TRAIN[@]}" --loader-n 0 --json "$OUT/train_batch8.json"

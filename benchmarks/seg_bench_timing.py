@@ -1,5 +1,6 @@
 """Timing helpers of bench_segmentation_folds.py: the patch sampler's rate (labels rescanned vs indices
-cached), one timed ``train_fold``, serial / prefetched ratios, a paper-sized volume, network steps.
+cached), one timed ``train_fold``, serial / prefetched and fp32 / bf16 ratios, a paper-sized volume, network
+steps, and the bf16-vs-fp32 loss of one fixed batch.
 
 No CLI: ``bench_segmentation_folds.py`` (same folder) imports them.
 """
@@ -47,8 +48,17 @@ def sampler_rates(volumes, plan, config, n_batches: int, rounds: int) -> dict:
 
 
 def time_fold(train, val, plan, config) -> dict:
-    """One ``train_fold`` with per-epoch wall times (epoch ends seen by ``on_epoch``), then validation."""
-    from breastflow.segmentation.train import train_fold
+    """One ``train_fold`` with per-epoch wall times (epoch ends seen by ``on_epoch``), then validation.
+
+    On CUDA the trained network is validated again at the other precision (``val_dice_amp_flipped``:
+    ``config.amp`` negated), untimed, so bf16 and fp32 inference are compared on the same weights.
+    """
+    from breastflow.segmentation.precision import amp_active
+    from breastflow.segmentation.train import (
+        dice_score,
+        predict_probabilities,
+        train_fold,
+    )
 
     marks: list[float] = []
     start = time.perf_counter()
@@ -56,25 +66,76 @@ def time_fold(train, val, plan, config) -> dict:
     end = time.perf_counter()
     epochs = np.diff([start, *marks])
     steady = statistics.median(epochs[1:]) if len(epochs) > 1 else epochs[0]
+    flipped = {}
+    if config.device.startswith("cuda") and val:
+        other = config.model_copy(update={"amp": not config.amp})
+        scores = [dice_score(predict_probabilities(result.network, v.image, plan, other), v.mask) for v in val]
+        flipped = {"val_dice_amp_flipped": round(float(np.mean(scores)), 3)}
     return {"device": config.device, "torch_threads": config.torch_threads, "prefetch": config.prefetch,
-            "epochs": config.epochs,
+            "amp": config.amp, "amp_on": amp_active(config.device, config.amp), "epochs": config.epochs,
             "iterations": config.iterations, "batch": config.batch_size, "optimizer": config.optimizer.value,
             "train_s": round(marks[-1] - start, 2), "first_epoch_s": round(float(epochs[0]), 3),
             "median_epoch_s": round(float(steady), 3), "steps_per_s": round(config.iterations / steady, 2),
             "validation_s": round(end - marks[-1], 2), "val_dice": round(result.val_dice, 3),
-            "last_loss": round(result.losses[-1], 4)}
+            "last_loss": round(result.losses[-1], 4)} | flipped
+
+
+def _medians(figures: list[dict], key) -> dict:
+    groups: dict = {}
+    for f in figures:
+        groups.setdefault(key(f), []).append(f["median_epoch_s"])
+    return {k: statistics.median(v) for k, v in groups.items()}
 
 
 def prefetch_ratios(figures: list[dict]) -> dict:
-    """``{device+threads: {prefetch p: serial median epoch / prefetch-p median epoch}}`` where both ran."""
-    serial = {(f["device"], f["torch_threads"]): f["median_epoch_s"] for f in figures if f["prefetch"] == 0}
+    """``{device+threads[+bf16]: {prefetch p: serial median epoch / prefetch-p median epoch}}`` where both ran."""
+    epochs = _medians(figures, lambda f: (f["device"], f["torch_threads"], f.get("amp_on", False), f["prefetch"]))
     out: dict = {}
-    for f in figures:
-        key = (f["device"], f["torch_threads"])
-        if f["prefetch"] and key in serial:
-            out.setdefault(f"{key[0]}{key[1] or ''}", {})[f"prefetch{f['prefetch']}"] = \
-                round(serial[key] / f["median_epoch_s"], 2)
+    for (device, threads, amp, prefetch), seconds in epochs.items():
+        serial = epochs.get((device, threads, amp, 0))
+        if prefetch and serial is not None:
+            out.setdefault(f"{device}{threads or ''}{'_bf16' if amp else ''}", {})[f"prefetch{prefetch}"] = \
+                round(serial / seconds, 2)
     return out
+
+
+def amp_ratios(figures: list[dict]) -> dict:
+    """``{device+threads+prefetch: fp32 median epoch / bf16 median epoch}`` (medians over rounds) where both ran.
+
+    ``amp_on``: bf16 autocast in effect (``amp`` on a CUDA device); a CPU run with ``amp`` is fp32.
+    """
+    epochs = _medians(figures, lambda f: (f["device"], f["torch_threads"], f["prefetch"], f.get("amp_on", False)))
+    return {f"{d}{t or ''}_prefetch{p}": round(s / epochs[(d, t, p, True)], 2)
+            for (d, t, p, amp), s in epochs.items() if not amp and (d, t, p, True) in epochs}
+
+
+def amp_loss_check(plan, device: str, batch: int = 2, seed: int = 0) -> dict:
+    """The deep-supervision loss of one fixed random batch in fp32 and under bf16 autocast (same weights).
+
+    What ``train.py`` does: the forward under :func:`~breastflow.segmentation.precision.autocast`, the
+    loss on ``outputs.float()``. ``rel_diff``: ``|bf16 - fp32| / fp32``; also the largest difference of the
+    full-resolution head's softmax.
+    """
+    from monai.losses import DiceCELoss
+
+    from breastflow.segmentation.precision import autocast
+    from breastflow.segmentation.train import build_network, deep_supervision_loss
+
+    torch.manual_seed(seed)
+    network, loss = build_network(plan).to(device).train(), DiceCELoss(to_onehot_y=True, softmax=True)
+    images = torch.randn((batch, 1, *plan.patch_size), device=device)
+    labels = (torch.rand((batch, 1, *plan.patch_size), device=device) > 0.9).long()
+    values, probabilities = {}, {}
+    with torch.no_grad():
+        for amp in (False, True):
+            with autocast(device, amp):
+                outputs = network(images)
+            values[amp] = float(deep_supervision_loss(outputs.float(), labels, loss))
+            probabilities[amp] = torch.softmax(outputs.float()[:, 0] if outputs.dim() == 6 else outputs.float(), 1)
+    return {"device": device, "patch_size": list(plan.patch_size), "fp32_loss": round(values[False], 6),
+            "bf16_loss": round(values[True], 6),
+            "rel_diff": round(abs(values[True] - values[False]) / abs(values[False]), 6),
+            "max_softmax_diff": round(float((probabilities[True] - probabilities[False]).abs().max()), 5)}
 
 
 def scale_volume(shape: tuple[int, int, int], seed: int = 0):
@@ -93,9 +154,13 @@ def scale_volume(shape: tuple[int, int, int], seed: int = 0):
 
 def network_steps(plan, device: str, steps: int, bf16: bool = False, threads: int | None = None,
                   warmup: int = 2) -> dict:
-    """Seconds per SGD training step (batch 2, random patches, deep supervision) after ``warmup`` steps."""
+    """Seconds per SGD training step (batch 2, random patches, deep supervision) after ``warmup`` steps.
+
+    ``bf16``: as ``train.py`` with ``FoldTrainConfig.amp`` (forward under bf16 autocast on CUDA, loss in fp32).
+    """
     from monai.losses import DiceCELoss
 
+    from breastflow.segmentation.precision import autocast
     from breastflow.segmentation.train import build_network, deep_supervision_loss
 
     if threads:
@@ -108,8 +173,9 @@ def network_steps(plan, device: str, steps: int, bf16: bool = False, threads: in
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-            value = deep_supervision_loss(network(images), labels, loss)
+        with autocast(device, bf16):
+            outputs = network(images)
+        value = deep_supervision_loss(outputs.float(), labels, loss)
         value.backward()
         optimizer.step()
 
