@@ -91,12 +91,12 @@ def test_bf16_loss_of_one_fixed_batch_is_close_to_fp32(plan) -> None:
     values = {}
     for amp in (False, True):
         with autocast("cuda", amp):
-            outputs = network(images)
-        assert outputs.dtype == (torch.bfloat16 if amp else torch.float32)
+            outputs = network(images)  # deep supervision: torch.stack promotes the heads to fp32 either way
         values[amp] = deep_supervision_loss(outputs.float(), labels, loss)
         assert values[amp].dtype == torch.float32
     fp32, bf16 = float(values[False]), float(values[True])
-    assert np.isfinite(bf16) and abs(bf16 - fp32) <= 2e-2 * abs(fp32), (fp32, bf16)
+    # autocast really ran (bf16 numerics differ), and the loss stays close (H200: relative 2.6e-4 to 5.2e-4)
+    assert bf16 != fp32 and np.isfinite(bf16) and abs(bf16 - fp32) <= 1e-2 * abs(fp32), (fp32, bf16)
 
 
 @CUDA
@@ -109,4 +109,5 @@ def test_bf16_fold_trains_and_predicts_like_fp32(plan) -> None:
     off = predict_probabilities(result.network, volumes[3].image, plan, config.model_copy(update={"amp": False}))
     assert on.dtype == off.dtype == np.float32 and on.shape == off.shape == (2, *SHAPE)
     assert np.allclose(on.sum(axis=0), 1.0, atol=1e-5)
-    assert np.abs(on - off).max() < 0.05, np.abs(on - off).max()
+    difference = np.abs(on - off)
+    assert 0 < difference.max() < 0.1 and difference.mean() < 0.02, (difference.max(), difference.mean())
