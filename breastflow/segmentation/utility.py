@@ -70,6 +70,12 @@ QUICK_FOLDS = 3
 RESULT_NEUTRAL = {"prefetch"}
 
 
+def key_exclusions(config: FoldTrainConfig) -> set[str]:
+    """Config fields left out of the experiment key: :data:`RESULT_NEUTRAL`, and ``amp`` off CUDA (ignored there:
+    CPU folds train in fp32 whatever it says, so CPU keys stay what they were before it existed)."""
+    return RESULT_NEUTRAL | (set() if str(config.device).startswith("cuda") else {"amp"})
+
+
 @dataclass(frozen=True)
 class RowResult:
     """One row's result: Dice of the ensemble per test case and against the baseline.
@@ -237,7 +243,7 @@ def run_utility(store: str | StoreLocation, synthetic: str | None, scenarios: st
     pre = base_pre.model_copy(update={"target_spacing": plan.target_spacing, "synthetic": synthetic})
     config = train_config or (FoldTrainConfig.quick(torch_threads=1) if quick else FoldTrainConfig(torch_threads=1))
     payload = {"plan": plan.model_dump(mode="json"), "preprocess": pre.model_dump(mode="json"),
-               "config": config.model_dump(mode="json", exclude=RESULT_NEUTRAL), "k": k, "seed": seed}
+               "config": config.model_dump(mode="json", exclude=key_exclusions(config)), "k": k, "seed": seed}
     if test_set != DEFAULT_TEST_SPLITS:
         payload["test_splits"] = list(test_set)  # a default run keeps the key it always had
     name = experiment or experiment_key(synthetic, quick, [c.study for c in pool], payload)

@@ -157,3 +157,14 @@ def test_cli_utility_without_masks(tmp_path) -> None:
     loc = build_store(str(tmp_path / "bare"), [PhantomStudy("s1", "pat-0", shape=(4, 8, 8), phases=("pre",), box=None)])
     out = CliRunner().invoke(main, ["utility", loc.url, "--synthetic", "syn", "--quick"])
     assert out.exit_code != 0 and "no study with a committed lesion mask" in out.output, out.output
+
+
+def test_experiment_key_ignores_speed_only_fields_and_cpu_amp() -> None:
+    from breastflow.segmentation.train import FoldTrainConfig
+    from breastflow.segmentation.utility import key_exclusions
+
+    cpu = FoldTrainConfig.quick()
+    assert key_exclusions(cpu) == {"prefetch", "amp"}
+    assert key_exclusions(FoldTrainConfig.quick(device="cuda:0")) == {"prefetch"}  # bf16 changes GPU numerics
+    dump = cpu.model_dump(mode="json", exclude=key_exclusions(cpu))
+    assert "amp" not in dump and "prefetch" not in dump and dump["epochs"] == cpu.epochs
