@@ -105,3 +105,17 @@ def build_segmentation_store(url: str, synthetic: str | None = "syn") -> StoreLo
     if synthetic is not None:
         write_synthetic_set(loc, synthetic, [s.study for s in studies])
     return loc
+
+
+def box_volume(name: str, seed: int, shape: tuple[int, int, int] = (8, 24, 32), lesion: bool = True):
+    """A random ``Volume`` whose lesion box (mask 1, 3x4x4 voxels) is brighter; ``lesion=False``: an empty mask."""
+    from breastflow.segmentation.train import Volume
+
+    rng = np.random.default_rng(seed)
+    image = rng.standard_normal(shape).astype(np.float32)
+    mask = np.zeros(shape, np.uint8)
+    if lesion:
+        z, y, x = (int(rng.integers(0, n - 4)) for n in shape)
+        mask[z:z + 3, y:y + 4, x:x + 4] = 1
+        image[mask > 0] += 2.0
+    return Volume(name, image, mask)

@@ -16,6 +16,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from segmentation_helpers import box_volume
 
 from breastflow.segmentation import train as train_module
 from breastflow.segmentation.plan import plan_from_shapes
@@ -33,18 +34,6 @@ from breastflow.segmentation.train import (
 )
 
 SHAPE = (8, 24, 32)
-
-
-def box_volume(name: str, seed: int, shape: tuple[int, int, int] = SHAPE, lesion: bool = True) -> Volume:
-    """A random image whose lesion box (mask 1) is brighter; ``lesion=False``: an empty mask."""
-    rng = np.random.default_rng(seed)
-    image = rng.standard_normal(shape).astype(np.float32)
-    mask = np.zeros(shape, np.uint8)
-    if lesion:
-        z, y, x = (int(rng.integers(0, n - 4)) for n in shape)
-        mask[z:z + 3, y:y + 4, x:x + 4] = 1
-        image[mask > 0] += 2.0
-    return Volume(name, image, mask)
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 from monai.losses import DiceCELoss
+from segmentation_helpers import box_volume
 
 from breastflow.segmentation.plan import plan_from_shapes
 from breastflow.segmentation.precision import amp_active, autocast, fp32_predictor
 from breastflow.segmentation.train import (
     FoldTrainConfig,
-    Volume,
     build_network,
     deep_supervision_loss,
     predict_probabilities,
@@ -28,17 +28,6 @@ from breastflow.segmentation.train import (
 
 SHAPE = (8, 24, 32)
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 autocast applies on CUDA only")
-
-
-def lesion_volume(name: str, seed: int) -> Volume:
-    """A random image with one brighter lesion box (mask 1)."""
-    rng = np.random.default_rng(seed)
-    image = rng.standard_normal(SHAPE).astype(np.float32)
-    mask = np.zeros(SHAPE, np.uint8)
-    z, y, x = (int(rng.integers(0, n - 4)) for n in SHAPE)
-    mask[z:z + 3, y:y + 4, x:x + 4] = 1
-    image[mask > 0] += 2.0
-    return Volume(name, image, mask)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +48,7 @@ def test_autocast_is_for_cuda_devices_only() -> None:
 
 
 def test_amp_is_ignored_on_the_cpu_same_losses_weights_and_dice(plan) -> None:
-    volumes = [lesion_volume(f"v{i}", i) for i in range(4)]
+    volumes = [box_volume(f"v{i}", i) for i in range(4)]
     results = {}
     for amp in (False, True):
         config = FoldTrainConfig.quick(epochs=2, iterations=3, torch_threads=1, prefetch=0, amp=amp)
@@ -101,7 +90,7 @@ def test_bf16_loss_of_one_fixed_batch_is_close_to_fp32(plan) -> None:
 
 @CUDA
 def test_bf16_fold_trains_and_predicts_like_fp32(plan) -> None:
-    volumes = [lesion_volume(f"v{i}", i) for i in range(4)]
+    volumes = [box_volume(f"v{i}", i) for i in range(4)]
     config = FoldTrainConfig.quick(epochs=2, iterations=3, device="cuda", prefetch=0, amp=True)
     result = train_fold(volumes[:3], volumes[3:], plan, config)
     assert len(result.losses) == 2 and all(np.isfinite(result.losses))
