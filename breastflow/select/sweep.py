@@ -93,7 +93,8 @@ class TrialRecord(BaseModel):
         status: ``TERMINATED`` (finished or stopped by ASHA) or ``ERROR``.
         epochs: the last epoch it reported to Tune; max_epochs: its budget.
         trained_epochs: epochs in its run's ``losses.csv``: a stopped trial is killed asynchronously,
-            so its run may have trained (and checkpointed) a little past ``epochs``.
+            so its run may have trained (and checkpointed) a little past ``epochs``; the last of those
+            epochs may have its losses row without its checkpoint (the row is written first).
         stopped_early: ASHA stopped it before ``max_epochs`` (its last report is of an earlier epoch).
         last, best: the metric's last and best reported values (None when never reported).
         error: the failure of an ``ERROR`` trial.

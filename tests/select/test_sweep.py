@@ -62,7 +62,10 @@ def test_asha_stops_the_weak_trial_and_the_best_config_is_recorded(ray_local, st
     # each trial is a training run of the engine: its checkpoints and losses (with val_mae) in the usual place
     for t in trials:
         checkpoints = list_checkpoints(t.run_uri)
-        assert len(checkpoints) == t.trained_epochs, checkpoints
+        if t.stopped_early:  # killed asynchronously: an epoch's losses row is written before its checkpoint
+            assert t.epochs <= len(checkpoints) <= t.trained_epochs, checkpoints
+        else:
+            assert len(checkpoints) == t.trained_epochs, checkpoints
         rows = read_losses(f"{t.run_uri}/losses.csv")
         assert [r["epoch"] for r in rows] == list(range(1, t.trained_epochs + 1))
         reported = [r["val_mae"] for r in rows[:t.epochs]]
