@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from breastflow.phantom.anatomy import CHUNK_VOXELS, draw_anatomy
+from breastflow.phantom.anatomy import CHUNK_VOXELS
+from breastflow.phantom.anatomy_draw import draw_anatomy
 from breastflow.phantom.config import PhantomConfig, Profile, TransferSyntax
 from breastflow.phantom.dicom_io import make_uid
 from breastflow.phantom.geometry import Grid

@@ -11,7 +11,7 @@ from phantom_reading import read_mask, read_study
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from breastflow.phantom.anatomy import draw_anatomy
+from breastflow.phantom.anatomy_draw import draw_anatomy
 from breastflow.phantom.config import PhantomConfig, Profile, TransferSyntax
 from breastflow.phantom.fields import draw_field
 from breastflow.phantom.geometry import make_grid

@@ -9,7 +9,8 @@ import pydicom
 import pytest
 from scipy import ndimage
 
-from breastflow.phantom.anatomy import NIPPLE_MM, draw_anatomy
+from breastflow.phantom.anatomy import NIPPLE_MM
+from breastflow.phantom.anatomy_draw import draw_anatomy
 from breastflow.phantom.config import PhantomConfig, TransferSyntax
 from breastflow.phantom.fields import draw_field
 from breastflow.phantom.geometry import Grid, make_grid

@@ -93,7 +93,7 @@ def test_necrotic_core_does_not_enhance_on_dicom(mri_cohort: Path) -> None:
 
 def test_necrotic_core_has_zero_enhancement_in_the_model() -> None:
     """On a fine grid the core voxels get exactly no contrast and the rim does."""
-    from breastflow.phantom.anatomy import draw_anatomy
+    from breastflow.phantom.anatomy_draw import draw_anatomy
     from breastflow.phantom.kinetics import draw_blood, draw_bpe, draw_muscle
     from breastflow.phantom.mr_render import Physiology, build_dce_model
 
