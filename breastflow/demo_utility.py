@@ -31,10 +31,6 @@ from breastflow.demo import POST1
 if TYPE_CHECKING:
     from breastflow.segmentation.utility import UtilityResult
 
-#: Paper 003 Table 3, scenario 2 (train real pre | real pre + syn post -> test real post).
-PAPER_SCENARIO2 = {"real_pre": 0.484, "real_pre+syn_post": 0.663}
-
-
 @dataclass(frozen=True)
 class DemoUtility:
     """Settings of the demo's reduced scenario-2 row (measured: ``docs/segmentation.md``, "The demo row").

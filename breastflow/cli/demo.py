@@ -11,7 +11,7 @@ import pandas as pd
 from breastflow.demo import DEMO_LESION_T1_SCALE, DemoResult
 from breastflow.demo_model import MODEL_METRICS
 from breastflow.demo_training import DemoTraining
-from breastflow.demo_utility import PAPER_SCENARIO2, DemoUtility, min_wilcoxon_p
+from breastflow.demo_utility import DemoUtility, min_wilcoxon_p
 
 #: Fold validation Dice under which the demo says plainly that its U-Nets did not learn the task.
 LEARNED_DICE = 0.3
@@ -97,6 +97,8 @@ def _selection(result: DemoResult) -> None:
 
 
 def _utility(result: DemoResult) -> None:
+    from breastflow.segmentation.utility_report import direction_verdict
+
     step = result.utility
     if step is None:
         return
@@ -108,7 +110,8 @@ def _utility(result: DemoResult) -> None:
     res = step.result
     click.echo(f"   3D U-Net (MONAI DynUNet), {res.folds}-fold ensembles trained on {step.pool} pool cases, "
                f"tested on real post_1 of {step.test} held-out cases ({'+'.join(res.test_splits)} splits):")
-    rows = [{"train": r.train_label, "Dice": r.dice_mean, "paper 003": PAPER_SCENARIO2.get(r.train, math.nan),
+    rows = [{"train": r.train_label, "Dice": r.dice_mean,
+             "paper 003": r.paper_dice if r.paper_dice is not None else math.nan,
              "delta": r.baseline_delta if r.baseline_delta is not None else math.nan,
              "Wilcoxon p": r.wilcoxon_p if r.wilcoxon_p is not None else math.nan, "n": r.n_test} for r in res.rows]
     click.echo(pd.DataFrame(rows).set_index("train").to_string(float_format=lambda v: f"{v:.3f}"))
@@ -117,13 +120,12 @@ def _utility(result: DemoResult) -> None:
         if base is None or r is base:
             continue
         ours = r.dice_mean - base.dice_mean
-        paper = PAPER_SCENARIO2.get(r.train, math.nan) - PAPER_SCENARIO2.get(base.train, math.nan)
-        if abs(ours) < 5e-4:
-            verdict = "no change: the synthetic volumes did not move Dice here"
-        elif ours > 0:
-            verdict = f"the paper's direction (paper {paper:+.3f})"
-        else:
-            verdict = f"NOT the paper's direction (paper {paper:+.3f}): here the synthetic volumes did not help"
+        paper = (r.paper_dice if r.paper_dice is not None else math.nan) - (
+            base.paper_dice if base.paper_dice is not None else math.nan)
+        verdict = {"no change": "no change: the synthetic volumes did not move Dice here",
+                   "same direction": f"the paper's direction (paper {paper:+.3f})"}.get(
+            direction_verdict(ours, paper),
+            f"NOT the paper's direction (paper {paper:+.3f}): here the synthetic volumes did not help")
         click.echo(f"   {r.train_label} vs {base.train_label}: Dice {ours:+.3f}, {verdict}")
     click.echo(f"   with {base.n_test if base else 0} test cases no Wilcoxon p can fall below "
                f"{min_wilcoxon_p(base.n_test if base else 0):.3f}: a direction on a toy cohort, not a result")

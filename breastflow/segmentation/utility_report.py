@@ -38,6 +38,17 @@ def _cells(r: RowResult) -> list[str]:
             _fmt(r.paper_dice), _fmt(r.baseline_delta, 4), _fmt(r.wilcoxon_p), vendors]
 
 
+#: Dice differences smaller than this count as no change.
+NO_CHANGE = 5e-4
+
+
+def direction_verdict(ours: float, paper: float) -> str:
+    """``"no change"``, ``"same direction"`` or ``"NOT the paper direction"`` of our Dice difference vs the paper's."""
+    if abs(ours) < NO_CHANGE:
+        return "no change"
+    return "same direction" if np.sign(ours) == np.sign(paper) else "NOT the paper direction"
+
+
 def direction_lines(rows: tuple[RowResult, ...]) -> list[str]:
     """Per scenario: does each non-baseline row move against its baseline the way paper 003's does?"""
     lines = []
@@ -51,10 +62,7 @@ def direction_lines(rows: tuple[RowResult, ...]) -> list[str]:
             if r is base or r.paper_dice is None:
                 continue
             ours, paper = r.dice_mean - base.dice_mean, r.paper_dice - base.paper_dice
-            if abs(ours) < 5e-4:
-                verdict = "no change"
-            else:
-                verdict = "same direction" if np.sign(ours) == np.sign(paper) else "NOT the paper direction"
+            verdict = direction_verdict(ours, paper)
             verdicts.append(f"{r.train_label}: ours {ours:+.3f}, paper {paper:+.3f} ({verdict})")
         if verdicts:
             lines.append(f"Scenario {scenario} vs baseline {base.train_label}: " + "; ".join(verdicts) + ".")
